@@ -42,7 +42,24 @@ struct nonod {
 
 extern struct nonod *nonod;
 
+struct nonod_options {
+	enum nonod_mode mode;
+	const char *socket_path;  /* resolved: flag, $NONO_SOCKET, or mode default */
+	const char *state_dir;    /* resolved */
+	const char *config_path;  /* NULL = none */
+	bool config_explicit;     /* --config given: the file must exist */
+	int log_level;            /* -1 = from config */
+};
+
+/* Set up state dir, database, subsystems and the socket. 0 or -errno (logged). */
+int nonod_init(const struct nonod_options *opts);
+/* Run the loop until SIGTERM/SIGINT; returns the exit status. */
+int nonod_run(void);
+void nonod_fini(void);
+
 const char *nonod_mode_name(enum nonod_mode m);
+/* The kernel's sandbox features, for daemon.status (new object). */
+struct json_object *daemon_sandbox_json(void);
 uint64_t nonod_now_ms(void); /* CLOCK_MONOTONIC, milliseconds */
 
 #endif

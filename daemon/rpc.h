@@ -17,8 +17,10 @@
 #include <sys/types.h>
 #include <json-c/json.h>
 
-#include "error.h"
-#include "params.h"
+/* proto's JSON-RPC envelope header shares this file's name: include it by path. */
+#include "proto/error.h"
+#include "proto/params.h"
+#include "proto/rpc.h"
 
 struct conn;
 
@@ -34,6 +36,7 @@ struct peer {
 	gid_t gid;
 	pid_t pid;
 	bool admin;
+	bool in_session; /* the connecting process belongs to a sandboxed session */
 };
 
 struct rpc_call {
@@ -43,6 +46,9 @@ struct rpc_call {
 	struct json_object *id;    /* borrowed; NULL for a notification */
 	int *fds;                  /* fds received with the message (owned by the call) */
 	size_t nfds;
+	/* Internal to rpc.c: fds to return with a synchronous result. */
+	int out_fds[16];
+	size_t n_out_fds;
 };
 
 /*

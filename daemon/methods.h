@@ -1,0 +1,9 @@
+/* Every namespace's method table; rpc.c lists them in rpc_method_tables. */
+#ifndef DAEMON_METHODS_H
+#define DAEMON_METHODS_H
+
+#include "rpc.h"
+
+extern const struct method daemon_methods[];
+
+#endif

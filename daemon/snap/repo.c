@@ -1,0 +1,173 @@
+/*
+ * One user's store opened for one operation: directory fds, the index
+ * connection, the store lock, and the batch of objects waiting to be made
+ * durable.
+ *
+ * Durability protocol (a crash at any point leaves the store consistent):
+ * objects are written under temp names in their fan-out dir; repo_flush()
+ * calls syncfs() so their bytes are on disk, renames each to its final name,
+ * and calls syncfs() again so the names are too. Only then is the snapshot
+ * row committed. A final name therefore always holds complete content; a
+ * crash leaves at most temp files and unreferenced objects, which gc removes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "snap-int.h"
+
+static int mkdir_at(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int open_dir_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int repo_open(const char *root, uid_t uid, struct snap_repo **out)
+{
+	struct snap_repo *r;
+	char name[32], path[4096];
+	int rootfd, rc;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	r->dirfd = r->objfd = r->lockfd = -1;
+	r->uid = uid;
+	pthread_mutex_init(&r->mu, NULL);
+	r->pending = hset_new();
+	if (r->pending == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0) {
+		rc = -errno;
+		log_warn("open %s", root);
+		goto fail;
+	}
+	snprintf(name, sizeof(name), "%u", (unsigned)uid);
+	rc = mkdir_at(rootfd, name);
+	if (rc == 0)
+		rc = r->dirfd = open_dir_at(rootfd, name);
+	close(rootfd);
+	if (rc < 0)
+		goto fail;
+	rc = mkdir_at(r->dirfd, "objects");
+	if (rc == 0)
+		rc = r->objfd = open_dir_at(r->dirfd, "objects");
+	if (rc < 0)
+		goto fail;
+	for (int i = 0; i < 256 && rc == 0; i++) {
+		snprintf(name, sizeof(name), "%02x", i);
+		rc = mkdir_at(r->objfd, name);
+	}
+	if (rc < 0)
+		goto fail;
+	r->lockfd = openat(r->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (r->lockfd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/%u/index.db", root, (unsigned)uid);
+	rc = db_open(path, &r->db);
+	if (rc < 0)
+		goto fail;
+	rc = index_migrate(r->db);
+	if (rc < 0)
+		goto fail;
+	*out = r;
+	return 0;
+fail:
+	if (rc != -ENOMEM)
+		log_warnx("%s: store for uid %u: %s", __func__, (unsigned)uid, strerror(-rc));
+	repo_close(r);
+	return rc;
+}
+
+void repo_close(struct snap_repo *r)
+{
+	if (r == NULL)
+		return;
+	/* Temp objects never flushed are garbage: remove what we can now. */
+	for (size_t i = 0; i < r->npending; i++) {
+		unlinkat(r->objfd, r->pending_tmp[i], 0);
+		free(r->pending_tmp[i]);
+	}
+	free(r->pending_tmp);
+	hset_free(r->pending);
+	db_close(r->db);
+	if (r->lockfd >= 0)
+		close(r->lockfd);
+	if (r->objfd >= 0)
+		close(r->objfd);
+	if (r->dirfd >= 0)
+		close(r->dirfd);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+int repo_lock(struct snap_repo *r, bool exclusive)
+{
+	while (flock(r->lockfd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int repo_flush(struct snap_repo *r)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->npending == 0)
+		goto out;
+	if (syncfs(r->objfd) < 0) {
+		rc = -errno;
+		log_warn("syncfs objects");
+		goto out;
+	}
+	for (size_t i = 0; i < r->npending; i++) {
+		char final[80];
+		const char *dot = strchr(r->pending_tmp[i], '.');
+		size_t l = (size_t)(dot - r->pending_tmp[i]);
+
+		memcpy(final, r->pending_tmp[i], l);
+		final[l] = '\0';
+		if (rc == 0 && renameat(r->objfd, r->pending_tmp[i], r->objfd, final) < 0) {
+			rc = -errno;
+			log_warn("rename object %s", final);
+		}
+		if (rc < 0)
+			unlinkat(r->objfd, r->pending_tmp[i], 0);
+		free(r->pending_tmp[i]);
+	}
+	r->npending = 0;
+	if (rc == 0 && syncfs(r->objfd) < 0) {
+		rc = -errno;
+		log_warn("syncfs objects");
+	}
+	hset_free(r->pending);
+	r->pending = hset_new();
+	if (r->pending == NULL && rc == 0)
+		rc = -ENOMEM;
+out:
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}

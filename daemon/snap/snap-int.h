@@ -1,0 +1,196 @@
+/*
+ * Internals shared by the snapshot store's files: the per-user repository,
+ * objects, chunking, tree objects, the index, credentials and path safety.
+ * Nothing outside daemon/snap/ includes this.
+ */
+#ifndef DAEMON_SNAP_SNAP_INT_H
+#define DAEMON_SNAP_SNAP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include <sys/types.h>
+
+#include "snap.h"
+
+#define SNAP_HASH_LEN 32
+
+/* ---- util.c: hex, hash sets, fatal-free allocation helpers ---- */
+void snap_hex(const uint8_t h[SNAP_HASH_LEN], char out[SNAP_HEX_LEN + 1]);
+int snap_unhex(const char *s, uint8_t h[SNAP_HASH_LEN]);
+void snap_set_err(struct snap_result *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Printable rendering of a path for messages (control bytes escaped). */
+void snap_path_print(const char *path, char *out, size_t outlen);
+int64_t snap_now_ns(void);
+
+/* A set of 32-byte hashes (open addressing). */
+struct hset;
+struct hset *hset_new(void);
+void hset_free(struct hset *h);
+/* 1 = added, 0 = was present, -ENOMEM. */
+int hset_add(struct hset *h, const uint8_t k[SNAP_HASH_LEN]);
+bool hset_has(const struct hset *h, const uint8_t k[SNAP_HASH_LEN]);
+size_t hset_count(const struct hset *h);
+
+/* ---- repo.c: one user's store opened for one operation (one thread) ---- */
+struct snap_repo {
+	int dirfd;              /* <root>/<uid> */
+	int objfd;              /* objects/ */
+	int lockfd;             /* lock file, flock()ed */
+	sqlite3 *db;            /* index.db, this operation's own connection */
+	uid_t uid;
+	/* Objects written to temp names, renamed into place by repo_flush(). */
+	pthread_mutex_t mu;
+	struct hset *pending;
+	char **pending_tmp;     /* "ab/<62 hex>.tmp-<pid>-<n>" */
+	size_t npending, cappending;
+	atomic_uint_fast64_t tmpseq;
+	atomic_uint_fast64_t new_objects, new_bytes;
+};
+
+int repo_open(const char *root, uid_t uid, struct snap_repo **out);
+void repo_close(struct snap_repo *r);
+/* flock the store: shared for writers of snapshots, exclusive for gc. */
+int repo_lock(struct snap_repo *r, bool exclusive);
+/* Make every pending object durable, then give it its final name (durably). */
+int repo_flush(struct snap_repo *r);
+
+/* ---- object.c ---- */
+enum obj_type {
+	OBJ_BLOB = 'B',  /* a chunk of file data, or a whole small file, or a symlink target */
+	OBJ_FILE = 'F',  /* a chunk list: (u64 length, hash) per chunk */
+	OBJ_TREE = 'T',  /* a directory: see tree.c */
+};
+int obj_hash(enum obj_type t, const void *data, size_t len, uint8_t out[SNAP_HASH_LEN]);
+/* Store if not present (compressing). Returns 0 or -errno. */
+int obj_put(struct snap_repo *r, enum obj_type t, const void *data, size_t len,
+	    const uint8_t h[SNAP_HASH_LEN]);
+/* 1 present, 0 absent, <0 error. */
+int obj_exists(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN]);
+/*
+ * Read and (when verify) re-hash an object. *data is malloc'd (caller frees).
+ * -ENOENT missing, -EBADMSG corrupt or wrong type (when want != 0).
+ */
+int obj_get(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], enum obj_type want,
+	    bool verify, uint8_t **data, size_t *len, enum obj_type *type);
+/* On-disk size of an object file, or -errno. */
+int64_t obj_disk_size(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN]);
+
+/* ---- chunk.c: FastCDC ---- */
+#define CDC_MIN (256u * 1024u)
+#define CDC_AVG (1024u * 1024u)
+#define CDC_MAX (4u * 1024u * 1024u)
+/* Length of the next chunk of p[0..n); n must be >= CDC_MAX unless at EOF. */
+size_t cdc_cut(const uint8_t *p, size_t n);
+
+/* ---- tree.c ---- */
+enum tree_type {
+	TT_REG = 1, TT_DIR, TT_SYMLINK, TT_FIFO, TT_SOCK, TT_CHR, TT_BLK,
+	TT_UNREADABLE, /* recorded, content not stored (allow_unreadable) */
+};
+struct tree_ent {
+	const char *name;       /* not NUL-terminated in decoded trees: use nlen */
+	uint16_t nlen;
+	uint8_t type;
+	uint32_t mode;          /* st_mode (type bits included) */
+	uint64_t size;          /* file size, symlink length, rdev for devices */
+	int64_t mtime_ns;
+	uint8_t hash[SNAP_HASH_LEN]; /* zero when there is no content */
+};
+struct tree {
+	struct tree_ent *ents;
+	size_t n;
+	uint8_t *buf;           /* owns the name bytes */
+};
+/* Sorts ents by name and encodes; *out malloc'd. Rejects duplicates (-EINVAL). */
+int tree_encode(struct tree_ent *ents, size_t n, uint8_t **out, size_t *outlen);
+/* Validates strictly (order, names, types, length); takes ownership of buf. */
+int tree_decode(uint8_t *buf, size_t len, struct tree *t);
+void tree_release(struct tree *t);
+int tree_load(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], struct tree *t);
+int tree_name_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
+/* ---- index.c ---- */
+int index_migrate(sqlite3 *db);
+int index_workspace_id(sqlite3 *db, const char *path, bool create, int64_t *id);
+int index_insert_snapshot(sqlite3 *db, int64_t ws, const struct snap_info *si);
+int index_get_snapshot(sqlite3 *db, const char *id, struct snap_info *si);
+int index_list(sqlite3 *db, const char *workspace, struct snap_info **out, size_t *n);
+void snap_info_clear(struct snap_info *si);
+/* Excludes stored as NUL-separated bytes. */
+int index_pack_excludes(char *const *ex, size_t n, char **blob, size_t *len);
+
+/* Stat cache, loaded whole for a workspace. */
+struct statent {
+	char *path;
+	size_t plen;
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+	uint8_t hash[SNAP_HASH_LEN];
+	bool seen;
+	struct statent *next;
+};
+struct statcache;
+int statcache_load(sqlite3 *db, int64_t ws, struct statcache **out);
+void statcache_free(struct statcache *c);
+struct statent *statcache_find(struct statcache *c, const char *path, size_t plen);
+/* Writes entries not seen as deletions, updated ones as upserts (inside a txn). */
+int statcache_delete_unseen(sqlite3 *db, int64_t ws, struct statcache *c);
+int statcache_upsert(sqlite3 *db, sqlite3_stmt **st, int64_t ws, const struct statent *e);
+
+/* ---- creds.c: per-thread filesystem credentials, safe path opening ---- */
+struct snap_creds {
+	bool active;            /* we are root and switch per thread */
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	int ngroups;
+};
+int creds_init(struct snap_creds *c, uid_t uid, gid_t gid);
+void creds_release(struct snap_creds *c);
+/* Switch this thread's fsuid/fsgid/groups to the user, or back to the daemon. */
+int creds_user(const struct snap_creds *c);
+int creds_daemon(const struct snap_creds *c);
+/* openat2(dirfd, path, flags, RESOLVE_BENEATH|NO_SYMLINKS|NO_MAGICLINKS). */
+int snap_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+
+/* ---- exclude.c ---- */
+/*
+ * A pattern without '/' matches an entry's name at any depth; a pattern with
+ * '/' (a leading one is dropped) matches the path relative to the workspace.
+ * fnmatch(3) with FNM_PATHNAME | FNM_PERIOD is not used: '*' matches dots.
+ */
+bool exclude_match(char *const *ex, size_t n, const char *rel, const char *name);
+
+/* ---- create.c ---- */
+struct create_opts {
+	const char *workspace;
+	const char *label;
+	char *const *excludes;
+	size_t nexcludes;
+	bool allow_unreadable;
+	bool commit;            /* false: diff to live (objects written, no row) */
+};
+struct job_ctl {             /* shared with job.c for progress */
+	atomic_uint_fast64_t files_done, files_total, bytes_done, bytes_total;
+	void (*progress)(struct job_ctl *ctl);
+};
+int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
+		    const struct create_opts *o, struct job_ctl *ctl,
+		    struct snap_result *res, struct snap_info *out);
+
+/* ---- diff.c / restore.c / maint.c ---- */
+int snap_diff_trees(struct snap_repo *r, const uint8_t *a, const uint8_t *b,
+		    struct snap_result *res);
+int snap_restore_run(struct snap_repo *r, const struct snap_creds *cr,
+		     const struct snap_params *p, struct job_ctl *ctl, struct snap_result *res);
+int snap_verify_run(struct snap_repo *r, struct snap_result *res);
+int snap_gc_run(struct snap_repo *r, const struct snap_params *p, struct snap_result *res);
+int snap_delete_run(struct snap_repo *r, const char *id, struct snap_result *res);
+int snap_changes_add(struct snap_result *res, const char *path, enum snap_change_kind k);
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * The content-addressed snapshot store (DESIGN.md "Snapshots").
+ *
+ * Layout: one store per user under <root>/<uid>/ (root = state_dir/snapshots,
+ * 0700, owned by the daemon): objects/ab/cdef… named by SHA-256, index.db (the
+ * sqlite index: workspaces, snapshots, stat cache; db_migrate("snap", …)), and
+ * a lock file (flock: create/restore/diff shared, gc exclusive). Each user's
+ * index is its own database so a long snapshot never holds the write lock of
+ * the daemon's nonod.db, and a user's store can be removed as one directory.
+ *
+ * Every operation runs in a worker thread started by snap_job_start(); its
+ * progress and completion come back on the libevent loop through a self-pipe.
+ * The same operations are available synchronously (snap_run) for tests and
+ * tools. Workspace files are read and written with the workspace owner's
+ * fsuid/fsgid/groups (per-thread); the store is written as the daemon.
+ *
+ * Snapshot ids are the first 12 hex digits of SHA-256 over the snapshot
+ * record (root hash, workspace, label, created time, excludes): short, stable,
+ * and unique within a user's store (the index enforces it).
+ */
+#ifndef DAEMON_SNAP_SNAP_H
+#define DAEMON_SNAP_SNAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct snap_store;
+struct snap_job;
+
+#define SNAP_ID_LEN 12
+#define SNAP_HEX_LEN 64
+
+enum snap_op {
+	SNAP_OP_CREATE = 1,
+	SNAP_OP_LIST,
+	SNAP_OP_DIFF,
+	SNAP_OP_RESTORE,
+	SNAP_OP_DELETE,
+	SNAP_OP_VERIFY,
+	SNAP_OP_GC,
+};
+
+/*
+ * Parameters of one operation. All pointers are borrowed by snap_run() and
+ * deep-copied by snap_job_start(), so the caller may free them right after.
+ */
+struct snap_params {
+	uid_t owner;               /* whose store; workspace work runs as this uid */
+	gid_t group;               /* primary gid for the fs credentials */
+	const char *workspace;     /* create, diff to live; list filter (NULL = all) */
+	const char *label;         /* create; NULL = "" */
+	const char *const *excludes; /* create: globs (see exclude.c) */
+	size_t nexcludes;
+	const char *snapshot;      /* restore, delete, diff "from" */
+	const char *to;            /* diff "to"; NULL = the live workspace */
+	const char *const *paths;  /* restore: relative paths to restore; NULL = all */
+	size_t npaths;
+	bool allow_unreadable;     /* create: record unreadable files instead of failing */
+	int64_t keep_last;         /* gc: per workspace; < 0 = not given */
+	int64_t keep_within;       /* gc: seconds; < 0 = not given */
+	/* Tests only: called in restore after the safety snapshot, before any write. */
+	void (*restore_hook)(void *arg);
+	void *restore_hook_arg;
+};
+
+struct snap_stats {
+	uint64_t files, dirs, others;   /* entries in the tree */
+	uint64_t bytes;                 /* logical bytes of regular files */
+	uint64_t read_files, read_bytes;/* what had to be read (stat-cache misses) */
+	uint64_t new_objects, new_bytes;/* what was written to the store (on disk) */
+	uint64_t unreadable;
+};
+
+struct snap_info {
+	char id[SNAP_ID_LEN + 1];
+	char root[SNAP_HEX_LEN + 1];
+	char *workspace;
+	char *label;
+	int64_t created;                /* unix seconds */
+	char **excludes;
+	size_t nexcludes;
+	struct snap_stats stats;
+};
+
+enum snap_change_kind {
+	SNAP_ADDED = 1,
+	SNAP_REMOVED,
+	SNAP_MODIFIED,
+	SNAP_TYPE_CHANGED,
+};
+
+struct snap_change {
+	char *path;                     /* relative; arbitrary bytes but NUL */
+	enum snap_change_kind kind;
+};
+
+struct snap_verify_stats {
+	uint64_t snapshots, objects, bytes;
+	uint64_t missing, corrupt;      /* both 0 = store healthy */
+	uint64_t unreferenced;          /* objects on disk no snapshot reaches */
+};
+
+struct snap_gc_stats {
+	uint64_t snapshots_deleted, objects_deleted, bytes_freed;
+};
+
+/* What an operation produced. Owned by whoever got it; free with snap_result_free(). */
+struct snap_result {
+	int err;                        /* 0 or -errno */
+	char detail[512];               /* human sentence for err (may name a path) */
+	struct snap_info *snaps;        /* create: 1; list: n; restore: the safety snapshot */
+	size_t nsnaps;
+	struct snap_change *changes;    /* diff; restore: what was rewritten */
+	size_t nchanges;
+	struct snap_verify_stats verify;
+	struct snap_gc_stats gc;
+};
+
+void snap_result_free(struct snap_result *r);
+const char *snap_change_kind_name(enum snap_change_kind k);
+
+/* Progress of a running job (files/bytes done of a total that grows while walking). */
+struct snap_progress {
+	enum snap_op op;
+	uint64_t files_done, files_total, bytes_done, bytes_total;
+};
+
+/*
+ * Open the store manager rooted at root (created 0700 if missing). base may be
+ * NULL for synchronous use only. Returns 0 and *out, or -errno.
+ */
+int snap_store_new(const char *root, struct event_base *base, struct snap_store **out);
+/* Waits for running jobs (their callbacks are not called), then frees. NULL is a no-op. */
+void snap_store_free(struct snap_store *s);
+
+/* Run op synchronously in the calling thread; fills *res (always; free it). Returns res->err. */
+int snap_run(struct snap_store *s, enum snap_op op, const struct snap_params *p,
+	     struct snap_result *res);
+
+typedef void (*snap_progress_fn)(const struct snap_progress *pr, void *arg);
+/* res is owned by the callee: call snap_result_free() when done with it. */
+typedef void (*snap_done_fn)(struct snap_result *res, void *arg);
+
+/*
+ * Run op in a worker thread. progress (may be NULL) and done are called on
+ * the store's event loop; done exactly once. Returns 0, -EBUSY when an
+ * operation on the same workspace (create, restore, diff to live) is running
+ * — we refuse rather than queue, so a client sees at once that its request
+ * was not taken — or -errno.
+ */
+int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_params *p,
+		   snap_progress_fn progress, snap_done_fn done, void *arg);
+
+/* Number of jobs running (for status). */
+unsigned snap_store_jobs(struct snap_store *s);
+
+#endif
