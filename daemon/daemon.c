@@ -17,7 +17,9 @@
 #include "db.h"
 #include "log.h"
 #include "notify.h"
+#include "probe.h"
 #include "server.h"
+#include "session.h"
 
 static struct nonod the_daemon;
 struct nonod *nonod;
@@ -55,7 +57,7 @@ uint64_t nonod_now_ms(void)
 
 struct json_object *daemon_sandbox_json(void)
 {
-	return json_object_new_object();
+	return sandbox_features_to_json(sandbox_probe());
 }
 
 /* mkdir -p with mode for the last component; the state dir must be private. */
@@ -163,6 +165,13 @@ static void daemon_reload(void)
 	notify_status("serving on %s", nonod->socket_path);
 }
 
+static void daemon_stopped(void)
+{
+	conn_close_all(NULL);
+	event_base_loopexit(nonod->base, NULL);
+}
+
+/* Stop accepting at once; sessions get SIGTERM, then SIGKILL after the grace period. */
 static void daemon_stop(const char *reason)
 {
 	if (nonod->stopping)
@@ -172,8 +181,7 @@ static void daemon_stop(const char *reason)
 	notify_stopping();
 	daemon_record_stop(reason);
 	server_close();
-	conn_close_all(NULL);
-	event_base_loopexit(nonod->base, NULL);
+	sessions_stop_all(nonod->cfg->shutdown_grace_ms, daemon_stopped);
 }
 
 static void daemon_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -255,6 +263,8 @@ int nonod_init(const struct nonod_options *o)
 	    event_add(ev_sigterm, NULL) < 0 || event_add(ev_sigint, NULL) < 0 ||
 	    event_add(ev_sighup, NULL) < 0)
 		return -ENOMEM;
+	if ((rc = sessions_init()) < 0)
+		return rc;
 	if ((rc = server_start()) < 0)
 		return rc;
 	daemon_record_start();
@@ -284,6 +294,7 @@ void nonod_fini(void)
 		return;
 	notify_watchdog_stop();
 	server_close();
+	sessions_fini();
 	conn_close_all(NULL);
 	if (ev_sigterm != NULL)
 		event_free(ev_sigterm);

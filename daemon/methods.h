@@ -5,5 +5,6 @@
 #include "rpc.h"
 
 extern const struct method daemon_methods[];
+extern const struct method session_methods[];
 
 #endif

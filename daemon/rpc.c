@@ -17,6 +17,7 @@
 
 const struct method *const rpc_method_tables[] = {
 	daemon_methods,
+	session_methods,
 	NULL,
 };
 

@@ -1,0 +1,510 @@
+/* session.* methods: create, list, get, wait, signal, kill, output. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "log.h"
+#include "methods.h"
+#include "policy.h"
+#include "session-spawn.h"
+#include "session.h"
+
+#define SESSION_MAX_ARGV 4096
+#define SESSION_MAX_ENV 4096
+#define SESSION_MAX_LABELS 32
+
+/* Without a policy: the base profile plus the workspace and TMPDIR. */
+static const char default_policy[] =
+	"{\"version\":1,\"filesystem\":{\"read\":[\"$WORKSPACE\",\"$TMPDIR\"],"
+	"\"write\":[\"$WORKSPACE\",\"$TMPDIR\"]}}";
+
+static const struct param_spec stdio_spec[] = {
+	{ .name = "mode", .type = PARAM_STRING, .required = true, .max = 8,
+	  .doc = "null, fds, pipe or pty" },
+	{ .name = "fds", .type = PARAM_INT_ARRAY, .max = 3,
+	  .doc = "mode fds: indexes of the three passed fds for stdin, stdout, stderr" },
+	{ NULL },
+};
+
+static const struct param_spec create_params[] = {
+	{ .name = "argv", .type = PARAM_STRING_ARRAY, .required = true, .max = SESSION_MAX_ARGV,
+	  .doc = "program and arguments; argv[0] is looked up in the worker's PATH" },
+	{ .name = "policy", .type = PARAM_ANY, .doc = "policy as an object, or JSON/YAML text" },
+	{ .name = "policy_file", .type = PARAM_STRING, .max = 4096,
+	  .doc = "path of a policy file, read with the caller's rights" },
+	{ .name = "workspace", .type = PARAM_STRING, .max = 4096,
+	  .doc = "absolute path bound to $WORKSPACE (default: cwd)" },
+	{ .name = "cwd", .type = PARAM_STRING, .max = 4096,
+	  .doc = "absolute working directory (default: workspace)" },
+	{ .name = "environ", .type = PARAM_STRING_ARRAY, .max = SESSION_MAX_ENV,
+	  .doc = "the caller's environment (NAME=value); the policy picks what passes" },
+	{ .name = "stdio", .type = PARAM_OBJECT, .sub = stdio_spec, .doc = "stdio mode (default null)" },
+	{ .name = "labels", .type = PARAM_OBJECT, .doc = "string labels for the caller's bookkeeping" },
+	{ .name = "timeout_ms", .type = PARAM_INT, .min = 1, .max = 31LL * 24 * 3600 * 1000,
+	  .doc = "wall-clock limit; the tree is killed when it passes" },
+	{ NULL },
+};
+
+static const struct param_spec id_params[] = {
+	{ .name = "id", .type = PARAM_STRING, .required = true, .max = 64, .doc = "session id" },
+	{ NULL },
+};
+
+static const struct param_spec wait_params[] = {
+	{ .name = "id", .type = PARAM_STRING, .required = true, .max = 64, .doc = "session id" },
+	{ .name = "timeout_ms", .type = PARAM_INT, .min = -1, .max = 31LL * 24 * 3600 * 1000,
+	  .doc = "give up after this long (-1 or absent: wait until it ends)" },
+	{ NULL },
+};
+
+static const struct param_spec signal_params[] = {
+	{ .name = "id", .type = PARAM_STRING, .required = true, .max = 64, .doc = "session id" },
+	{ .name = "signal", .type = PARAM_ANY, .required = true,
+	  .doc = "signal number or name (\"TERM\", \"SIGINT\")" },
+	{ NULL },
+};
+
+static const struct param_spec list_params[] = {
+	{ .name = "all_users", .type = PARAM_BOOL, .doc = "admins: every user's sessions" },
+	{ .name = "history", .type = PARAM_BOOL, .doc = "include ended sessions from the history" },
+	{ .name = "limit", .type = PARAM_INT, .min = 1, .max = 10000, .doc = "history rows (default 100)" },
+	{ NULL },
+};
+
+/* Read a policy file with the caller's filesystem rights, not root's. */
+static int read_as_caller(const struct peer *p, const char *path, char **buf, size_t *len,
+			  struct rpc_error *err)
+{
+	uid_t ouid = (uid_t)setfsuid(p->uid);
+	gid_t ogid = (gid_t)setfsgid(p->gid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), e = errno;
+	struct stat st;
+	ssize_t n;
+
+	setfsuid(ouid);
+	setfsgid(ogid);
+	if (fd < 0)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file", "%s: %s", path, strerror(e));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)POLICY_MAX_TEXT) {
+		close(fd);
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file",
+				     "%s: not a regular file of at most 1 MiB", path);
+	}
+	*buf = malloc((size_t)st.st_size + 1);
+	if (*buf == NULL) {
+		close(fd);
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+	}
+	n = read(fd, *buf, (size_t)st.st_size);
+	close(fd);
+	if (n < 0) {
+		free(*buf);
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file", "%s: %s", path,
+				     strerror(errno));
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+static int load_policy(struct rpc_call *call, struct policy **out, struct rpc_error *err)
+{
+	struct json_object *pj = params_get(call->params, "policy");
+	const char *file = params_str(call->params, "policy_file", NULL);
+	struct policy_error perr;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(&perr, 0, sizeof(perr));
+	if (pj != NULL && file != NULL)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file",
+				     "give either policy or policy_file, not both");
+	if (file != NULL) {
+		if ((rc = read_as_caller(call->peer, file, &text, &len, err)) < 0)
+			return rc;
+		rc = policy_parse(text, len, out, &perr);
+		free(text);
+	} else if (pj != NULL && json_object_is_type(pj, json_type_string)) {
+		rc = policy_parse(json_object_get_string(pj), (size_t)json_object_get_string_len(pj),
+				  out, &perr);
+	} else if (pj != NULL && json_object_is_type(pj, json_type_object)) {
+		rc = policy_from_json(pj, out, &perr);
+	} else if (pj != NULL) {
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy",
+				     "policy must be an object or JSON/YAML text");
+	} else {
+		rc = policy_parse(default_policy, sizeof(default_policy) - 1, out, &perr);
+	}
+	if (rc < 0) {
+		char where[300] = "policy";
+
+		if (perr.path[0] != '\0')
+			snprintf(where, sizeof(where), "policy.%s", perr.path);
+		if (perr.line > 0)
+			return rpc_error_set(err, NONO_E_POLICY_INVALID, where, "line %d column %d: %s",
+					     perr.line, perr.column, perr.message);
+		return rpc_error_set(err, NONO_E_POLICY_INVALID, where, "%s", perr.message);
+	}
+	return 0;
+}
+
+/* A directory the caller names; missing is a clear error before any fork. */
+static int check_dir(const char *field, const char *path, struct rpc_error *err)
+{
+	struct stat st;
+
+	if (path[0] != '/')
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, field, "must be an absolute path");
+	if (stat(path, &st) < 0)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, field, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, field, "%s: not a directory", path);
+	return 0;
+}
+
+static char **strv_from_json(struct json_object *a)
+{
+	size_t n = json_object_array_length(a);
+	char **v = calloc(n + 1, sizeof(*v));
+
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if ((v[i] = strdup(json_object_get_string(json_object_array_get_idx(a, i)))) == NULL) {
+			for (size_t j = 0; j < i; j++)
+				free(v[j]);
+			free(v);
+			return NULL;
+		}
+	return v;
+}
+
+static void strv_free(char **v)
+{
+	if (v == NULL)
+		return;
+	for (char **p = v; *p != NULL; p++)
+		free(*p);
+	free(v);
+}
+
+static int check_labels(struct json_object *labels, struct rpc_error *err)
+{
+	int n = 0;
+
+	json_object_object_foreach(labels, k, v) {
+		if (++n > SESSION_MAX_LABELS)
+			return rpc_error_set(err, NONO_E_INVALID_PARAMS, "labels", "at most %d labels",
+					     SESSION_MAX_LABELS);
+		if (strlen(k) == 0 || strlen(k) > 64 || !json_object_is_type(v, json_type_string) ||
+		    json_object_get_string_len(v) > 256)
+			return rpc_error_set(err, NONO_E_INVALID_PARAMS, "labels",
+					     "labels are string keys (1..64 bytes) with string values "
+					     "(up to 256 bytes)");
+	}
+	return 0;
+}
+
+/* A nonod connection handed to a worker would let it drive the daemon. */
+static bool fd_is_nonod_connection(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid();
+}
+
+static int take_stdio(struct rpc_call *call, struct spawn_request *r, struct rpc_error *err)
+{
+	struct json_object *stdio = params_get(call->params, "stdio"), *fds;
+	const char *mode = stdio != NULL ? params_str(stdio, "mode", "null") : "null";
+
+	if (strcmp(mode, "null") == 0)
+		r->stdio = SESSION_STDIO_NULL;
+	else if (strcmp(mode, "pipe") == 0)
+		r->stdio = SESSION_STDIO_PIPE;
+	else if (strcmp(mode, "pty") == 0)
+		r->stdio = SESSION_STDIO_PTY;
+	else if (strcmp(mode, "fds") == 0)
+		r->stdio = SESSION_STDIO_FDS;
+	else
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "stdio.mode",
+				     "'%s' is not one of null, fds, pipe, pty", mode);
+	fds = stdio != NULL ? params_get(stdio, "fds") : NULL;
+	if (r->stdio != SESSION_STDIO_FDS) {
+		if (fds != NULL)
+			return rpc_error_set(err, NONO_E_INVALID_PARAMS, "stdio.fds",
+					     "fds go with mode fds only");
+		return 0;
+	}
+	if (fds == NULL || json_object_array_length(fds) != 3)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "stdio.fds",
+				     "mode fds needs three fd indexes: stdin, stdout, stderr");
+	for (int i = 0; i < 3; i++) {
+		int64_t idx = json_object_get_int64(json_object_array_get_idx(fds, (size_t)i));
+		int fd;
+
+		/* The same passed fd may serve several streams (a terminal). */
+		for (int j = 0; j < i; j++)
+			if (json_object_get_int64(json_object_array_get_idx(fds, (size_t)j)) == idx) {
+				r->fds[i] = fcntl(r->fds[j], F_DUPFD_CLOEXEC, 3);
+				break;
+			}
+		if (r->fds[i] >= 0)
+			continue;
+		fd = rpc_call_take_fd(call, idx, err);
+		if (fd < 0)
+			return err->code;
+		r->fds[i] = fd;
+		if (fd_is_nonod_connection(fd))
+			return rpc_error_set(err, NONO_E_PERMISSION_DENIED, "stdio.fds",
+					     "a connection to nonod cannot be given to a session");
+	}
+	return 0;
+}
+
+static int session_create_m(struct rpc_call *call, struct json_object **result,
+			    struct rpc_error *err)
+{
+	struct spawn_request r = { .fds = { -1, -1, -1 } };
+	struct json_object *argv = params_get(call->params, "argv");
+	struct json_object *env = params_get(call->params, "environ");
+	struct json_object *labels = params_get(call->params, "labels");
+	const char *ws = params_str(call->params, "workspace", NULL);
+	const char *cwd = params_str(call->params, "cwd", NULL);
+	struct policy *policy = NULL;
+	int rc;
+
+	if (nonod->stopping)
+		return rpc_error_set(err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+	if (json_object_array_length(argv) == 0 ||
+	    json_object_get_string_len(json_object_array_get_idx(argv, 0)) == 0)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "argv", "argv[0] must name a program");
+	for (size_t i = 0; env != NULL && i < json_object_array_length(env); i++) {
+		const char *e = json_object_get_string(json_object_array_get_idx(env, i));
+		if (strchr(e, '=') == NULL || e[0] == '=')
+			return rpc_error_set(err, NONO_E_INVALID_PARAMS, "environ",
+					     "environ[%zu] is not NAME=value", i);
+	}
+	if (ws == NULL && cwd == NULL)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "cwd", "give cwd or workspace");
+	if ((ws != NULL && check_dir("workspace", ws, err) < 0) ||
+	    (cwd != NULL && check_dir("cwd", cwd, err) < 0))
+		return err->code;
+	if (labels != NULL && check_labels(labels, err) < 0)
+		return err->code;
+	if ((rc = load_policy(call, &policy, err)) < 0)
+		return rc;
+
+	r.uid = call->peer->uid;
+	r.gid = call->peer->gid;
+	r.policy = policy;
+	r.labels = labels;
+	r.wall_ms = (uint64_t)params_int(call->params, "timeout_ms", 0);
+	r.argv = strv_from_json(argv);
+	r.environ = env != NULL ? strv_from_json(env) : NULL;
+	r.workspace = strdup(ws != NULL ? ws : cwd);
+	r.cwd = strdup(cwd != NULL ? cwd : ws);
+	if (r.argv == NULL || r.workspace == NULL || r.cwd == NULL || (env != NULL && r.environ == NULL)) {
+		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+		goto out;
+	}
+	if ((rc = take_stdio(call, &r, err)) < 0)
+		goto out;
+	rc = session_spawn(&r, call, err);
+out:
+	spawn_request_release(&r);
+	strv_free(r.environ);
+	policy_free(policy);
+	session_gc();
+	return rc;
+}
+
+static struct session *find_visible(struct rpc_call *call, struct rpc_error *err)
+{
+	const char *id = params_str(call->params, "id", "");
+	struct session *s = session_find(id);
+
+	/* Someone else's session does not exist, as far as this caller can tell. */
+	if (s == NULL || !session_visible(s, call->peer)) {
+		rpc_error_set(err, NONO_E_NOT_FOUND, "id", "no session '%.64s'", id);
+		return NULL;
+	}
+	return s;
+}
+
+static int session_get_m(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
+{
+	struct session *s = find_visible(call, err);
+
+	if (s == NULL)
+		return err->code;
+	*result = session_to_json(s);
+	return 0;
+}
+
+static struct json_object *history_rows(const struct peer *p, bool all, int64_t limit)
+{
+	struct json_object *a = json_object_new_array();
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(nonod->db,
+			       "SELECT id, uid, argv, cwd, policy_digest, network, created_ms, ended_ms, "
+			       "exit_code, exit_signal, end_reason FROM sessions "
+			       "WHERE (?1 OR uid = ?2) AND ended_ms IS NOT NULL "
+			       "ORDER BY created_ms DESC LIMIT ?3", -1, &st, NULL) != SQLITE_OK)
+		return a;
+	sqlite3_bind_int(st, 1, all);
+	sqlite3_bind_int64(st, 2, p->uid);
+	sqlite3_bind_int64(st, 3, limit);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "id", json_object_new_string((const char *)sqlite3_column_text(st, 0)));
+		json_object_object_add(o, "state", json_object_new_string("exited"));
+		json_object_object_add(o, "uid", json_object_new_int64(sqlite3_column_int64(st, 1)));
+		json_object_object_add(o, "argv", json_tokener_parse((const char *)sqlite3_column_text(st, 2)));
+		json_object_object_add(o, "cwd", json_object_new_string((const char *)sqlite3_column_text(st, 3)));
+		json_object_object_add(o, "policy_digest", json_object_new_string((const char *)sqlite3_column_text(st, 4)));
+		json_object_object_add(o, "network", json_object_new_string((const char *)sqlite3_column_text(st, 5)));
+		json_object_object_add(o, "created_ms", json_object_new_int64(sqlite3_column_int64(st, 6)));
+		json_object_object_add(o, "ended_ms", json_object_new_int64(sqlite3_column_int64(st, 7)));
+		if (sqlite3_column_type(st, 8) != SQLITE_NULL)
+			json_object_object_add(o, "exit_code", json_object_new_int(sqlite3_column_int(st, 8)));
+		if (sqlite3_column_type(st, 9) != SQLITE_NULL)
+			json_object_object_add(o, "exit_signal", json_object_new_int(sqlite3_column_int(st, 9)));
+		if (sqlite3_column_type(st, 10) != SQLITE_NULL)
+			json_object_object_add(o, "end_reason",
+					       json_object_new_string((const char *)sqlite3_column_text(st, 10)));
+		json_object_array_add(a, o);
+	}
+	sqlite3_finalize(st);
+	return a;
+}
+
+static int session_list_m(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
+{
+	bool all = params_bool(call->params, "all_users", false);
+	struct json_object *r = json_object_new_object(), *a = json_object_new_array();
+
+	if (all && !call->peer->admin) {
+		json_object_put(r);
+		json_object_put(a);
+		return rpc_error_set(err, NONO_E_PERMISSION_DENIED, "all_users",
+				     "only administrators see other users' sessions");
+	}
+	for (struct session *s = session_first(); s != NULL; s = s->next)
+		if (s->state != SESSION_EXITED && (all ? true : s->uid == call->peer->uid))
+			json_object_array_add(a, session_to_json(s));
+	json_object_object_add(r, "sessions", a);
+	if (params_bool(call->params, "history", false))
+		json_object_object_add(r, "history",
+				       history_rows(call->peer, all, params_int(call->params, "limit", 100)));
+	*result = r;
+	return 0;
+}
+
+static int session_wait_m(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
+{
+	struct session *s = find_visible(call, err);
+	struct rpc_deferred *d;
+
+	if (s == NULL)
+		return err->code;
+	if (s->state == SESSION_EXITED) {
+		*result = session_to_json(s);
+		return 0;
+	}
+	d = rpc_call_defer(call);
+	if (d == NULL || session_wait(s, d, params_int(call->params, "timeout_ms", -1)) < 0) {
+		if (d != NULL)
+			rpc_reply_error(d, &(struct rpc_error){ .code = NONO_E_INTERNAL });
+		return RPC_DEFERRED;
+	}
+	return RPC_DEFERRED;
+}
+
+static int parse_signal(struct json_object *v, struct rpc_error *err)
+{
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+		if (n >= 1 && n < NSIG)
+			return (int)n;
+	} else if (json_object_is_type(v, json_type_string)) {
+		const char *name = json_object_get_string(v);
+
+		if (strncmp(name, "SIG", 3) == 0)
+			name += 3;
+		for (int sig = 1; sig < NSIG; sig++) {
+			const char *abbr = sigabbrev_np(sig);
+			if (abbr != NULL && strcmp(abbr, name) == 0)
+				return sig;
+		}
+	}
+	return rpc_error_set(err, NONO_E_INVALID_PARAMS, "signal",
+			     "not a signal number (1..%d) or name like \"TERM\"", NSIG - 1);
+}
+
+static int session_signal_m(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
+{
+	struct session *s = find_visible(call, err);
+	int sig, rc;
+
+	if (s == NULL)
+		return err->code;
+	if ((sig = parse_signal(params_get(call->params, "signal"), err)) < 0)
+		return sig;
+	if ((rc = session_signal(s, sig)) < 0)
+		return rpc_error_set(err, NONO_E_NOT_FOUND, "id", "session %s: %s", s->id,
+				     rc == -ESRCH ? "has ended" : strerror(-rc));
+	return 0;
+}
+
+static int session_kill_m(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
+{
+	struct session *s = find_visible(call, err);
+
+	if (s == NULL)
+		return err->code;
+	if (s->state == SESSION_EXITED)
+		return rpc_error_set(err, NONO_E_NOT_FOUND, "id", "session %s has ended", s->id);
+	session_kill_tree(s, "killed by session.kill");
+	return 0;
+}
+
+static int session_output_m(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
+{
+	struct session *s = find_visible(call, err);
+
+	if (s == NULL)
+		return err->code;
+	if (s->output == NULL)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "id",
+				     "session %s does not use stdio mode pipe", s->id);
+	*result = session_output_json(s);
+	return 0;
+}
+
+const struct method session_methods[] = {
+	{ "session.create", create_params, AUTH_USER, session_create_m,
+	  "start a program in a new sandboxed session (answers once it has exec'd)" },
+	{ "session.list", list_params, AUTH_USER, session_list_m, "running sessions, and history" },
+	{ "session.get", id_params, AUTH_USER, session_get_m, "one session's state" },
+	{ "session.wait", wait_params, AUTH_USER, session_wait_m, "wait until a session ends" },
+	{ "session.signal", signal_params, AUTH_USER, session_signal_m, "signal a session's leader" },
+	{ "session.kill", id_params, AUTH_USER, session_kill_m, "kill a session's whole process tree" },
+	{ "session.output", id_params, AUTH_USER, session_output_m,
+	  "captured stdout/stderr of a stdio-pipe session (base64)" },
+	{ NULL },
+};

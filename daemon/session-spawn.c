@@ -1,0 +1,720 @@
+/*
+ * Session spawn: everything is prepared in the daemon (policy resolution,
+ * Landlock ruleset, seccomp program, environment, limits, stdio, cgroup,
+ * network namespace) so that the child only makes the few syscalls it must
+ * (signals reset, setsid, dup2, the sandbox, chdir, execve). Exec failure
+ * comes back over a close-on-exec pipe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conn.h"
+#include "daemon.h"
+#include "log.h"
+#include "netns.h"
+#include "policy.h"
+#include "probe.h"
+#include "sandbox.h"
+#include "session-cgroup.h"
+#include "session-spawn.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Steps the child reports over the error pipe (sandbox steps are 100 + enum sandbox_step). */
+enum child_step {
+	CHILD_SETSID = 1,
+	CHILD_STDIO,
+	CHILD_TTY,
+	CHILD_CGROUP,
+	CHILD_CHDIR,
+	CHILD_EXEC,
+	CHILD_SANDBOX = 100,
+};
+
+struct child_msg {
+	int32_t step;
+	int32_t err;
+};
+
+struct child_args {
+	const struct sandbox_compiled *sc;
+	char *const *argv;
+	char *const *envp;
+	const char *cwd;
+	int stdio[3];
+	bool pty;
+	int errfd;
+	int cgroup_fd; /* join by writing cgroup.procs when clone3 could not */
+};
+
+/* Environment passed when the policy names none. */
+static const char *const default_pass[] = {
+	"PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TERM", "COLORTERM", "TZ",
+	"USER", "LOGNAME", "NO_COLOR",
+};
+
+void spawn_request_release(struct spawn_request *r)
+{
+	if (r->argv != NULL)
+		for (char **a = r->argv; *a != NULL; a++)
+			free(*a);
+	free(r->argv);
+	free(r->cwd);
+	free(r->workspace);
+	r->argv = NULL;
+	r->cwd = r->workspace = NULL;
+	for (int i = 0; i < 3; i++)
+		if (r->fds[i] >= 0) {
+			close(r->fds[i]);
+			r->fds[i] = -1;
+		}
+}
+
+/* ---- the child: async-signal-safe only ------------------------------------ */
+
+static void __attribute__((noreturn)) child_fail(int errfd, int step, int err)
+{
+	struct child_msg m = { step, err };
+
+	if (write(errfd, &m, sizeof(m)) < 0) {
+		/* nothing left to tell anyone */
+	}
+	_exit(127);
+}
+
+static const char *child_getenv(char *const *envp, const char *name, size_t len)
+{
+	for (; *envp != NULL; envp++)
+		if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
+			return *envp + len + 1;
+	return NULL;
+}
+
+/* execvpe without allocation, with execvp's error precedence. */
+static int child_exec(char *const *argv, char *const *envp)
+{
+	const char *path, *p;
+	bool eacces = false;
+	char buf[PATH_MAX];
+	size_t nlen = strlen(argv[0]);
+
+	if (strchr(argv[0], '/') != NULL) {
+		execve(argv[0], argv, envp);
+		return errno;
+	}
+	path = child_getenv(envp, "PATH", 4);
+	if (path == NULL)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path;; p++) {
+		const char *end = strchr(p, ':');
+		size_t dlen = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (dlen == 0) {
+			buf[0] = '.';
+			dlen = 1;
+		} else if (dlen < sizeof(buf)) {
+			memcpy(buf, p, dlen);
+		}
+		if (dlen + 1 + nlen + 1 <= sizeof(buf)) {
+			buf[dlen] = '/';
+			memcpy(buf + dlen + 1, argv[0], nlen + 1);
+			execve(buf, argv, envp);
+			if (errno == EACCES)
+				eacces = true;
+			else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE &&
+				 errno != ENODEV && errno != ETIMEDOUT)
+				return errno;
+		}
+		if (end == NULL)
+			break;
+		p = end;
+	}
+	return eacces ? EACCES : ENOENT;
+}
+
+static void __attribute__((noreturn)) child_main(const struct child_args *a)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	enum sandbox_step step = SANDBOX_STEP_NONE;
+	sigset_t none;
+	int rc;
+
+	/* libevent's handlers and mask must not survive into the worker. */
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (a->cgroup_fd >= 0) {
+		int fd = openat(a->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			child_fail(a->errfd, CHILD_CGROUP, errno);
+		close(fd);
+	}
+	if (setsid() < 0)
+		child_fail(a->errfd, CHILD_SETSID, errno);
+	for (int i = 0; i < 3; i++)
+		if (dup2(a->stdio[i], i) < 0)
+			child_fail(a->errfd, CHILD_STDIO, errno);
+	if (a->pty && ioctl(0, TIOCSCTTY, 0) < 0)
+		child_fail(a->errfd, CHILD_TTY, errno);
+	/* Everything else the daemon has open closes at execve. */
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = 3; fd < 65536; fd++)
+			if (fd != a->errfd)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	rc = sandbox_enter(a->sc, &step);
+	if (rc < 0)
+		child_fail(a->errfd, CHILD_SANDBOX + (int)step, -rc);
+	if (chdir(a->cwd) < 0)
+		child_fail(a->errfd, CHILD_CHDIR, errno);
+	child_fail(a->errfd, CHILD_EXEC, child_exec(a->argv, a->envp));
+}
+
+/* ---- the daemon side ------------------------------------------------------ */
+
+/* fork, or clone3 straight into the session's cgroup. */
+static pid_t spawn_clone(int cgroup_fd, bool *joined)
+{
+	*joined = false;
+	if (cgroup_fd >= 0) {
+		struct clone_args args = {
+			.flags = CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)cgroup_fd,
+		};
+		long pid = syscall(SYS_clone3, &args, sizeof(args));
+
+		if (pid >= 0) {
+			*joined = true;
+			return (pid_t)pid;
+		}
+		if (errno != ENOSYS && errno != E2BIG && errno != EINVAL)
+			return -1;
+	}
+	return fork();
+}
+
+struct spawn_ctx {
+	struct sandbox_path_rule *rules;
+	size_t nrules;
+	const char **pass;
+	size_t npass;
+	char **set;
+	size_t nset;
+	gid_t groups[256];
+	int ngroups;
+};
+
+static void spawn_ctx_free(struct spawn_ctx *x)
+{
+	free(x->rules);
+	free(x->pass);
+	for (size_t i = 0; i < x->nset; i++)
+		free(x->set[i]);
+	free(x->set);
+}
+
+static int ctx_setenv(struct spawn_ctx *x, const char *name, const char *value)
+{
+	char **n = realloc(x->set, (x->nset + 1) * sizeof(*n));
+
+	if (n == NULL)
+		return -ENOMEM;
+	x->set = n;
+	if (asprintf(&x->set[x->nset], "%s=%s", name, value) < 0)
+		return -ENOMEM;
+	x->nset++;
+	return 0;
+}
+
+static int spawn_fs_rules(struct spawn_ctx *x, const struct policy *p)
+{
+	x->rules = calloc(p->n_fs ? p->n_fs : 1, sizeof(*x->rules));
+	if (x->rules == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_fs; i++) {
+		const struct policy_fs_rule *r = &p->fs[i];
+		struct sandbox_path_rule *o = &x->rules[x->nrules++];
+
+		o->path = r->path;
+		o->access = (r->access & POLICY_FS_DENY) ? SANDBOX_DENY
+			  : (r->access & POLICY_FS_WRITE) ? SANDBOX_WRITE : SANDBOX_READ;
+		o->flags = r->optional ? SANDBOX_PATH_OPTIONAL : 0;
+	}
+	return 0;
+}
+
+/* Limits: cgroup where we have the controller, rlimits otherwise; say which. */
+static struct json_object *spawn_limits(struct session *s, const struct policy_limits *l,
+					struct sandbox_limits *rl, int *cgroup_fd)
+{
+	struct json_object *o = json_object_new_object();
+	bool cg = session_cgroup_create(s->id, l->memory_set ? l->memory_bytes : 0,
+					l->pids_set ? l->pids : 0, &s->cgroup, cgroup_fd) == 0;
+
+#define LIMIT(key, set, val, how) do {                                               \
+		struct json_object *e = json_object_new_object();                   \
+		json_object_object_add(e, "value", (set) ? json_object_new_int64((int64_t)(val)) : NULL); \
+		json_object_object_add(e, "enforced_by", (set) && (how) != NULL     \
+				       ? json_object_new_string(how) : NULL);       \
+		json_object_object_add(o, key, e);                                  \
+	} while (0)
+
+	if (l->memory_set && !(cg && session_cgroup_has("memory")))
+		rl->as = l->memory_bytes;
+	LIMIT("memory", l->memory_set, l->memory_bytes,
+	      cg && session_cgroup_has("memory") ? "cgroup memory.max" : "RLIMIT_AS (address space)");
+	if (l->pids_set && !(cg && session_cgroup_has("pids")))
+		rl->nproc = l->pids;
+	LIMIT("pids", l->pids_set, l->pids,
+	      cg && session_cgroup_has("pids") ? "cgroup pids.max"
+	      : s->uid == 0 ? NULL /* the kernel exempts root from RLIMIT_NPROC */
+			    : "RLIMIT_NPROC (counts every process of the uid)");
+	if (l->files_set)
+		rl->nofile = l->files;
+	LIMIT("files", l->files_set, l->files, "RLIMIT_NOFILE");
+	if (l->cpu_set)
+		rl->cpu = l->cpu_seconds;
+	LIMIT("cpu_seconds", l->cpu_set, l->cpu_seconds, "RLIMIT_CPU");
+	LIMIT("wall_seconds", l->wall_set, l->wall_seconds, "nonod timer (kills the tree)");
+	json_object_object_add(o, "tree", json_object_new_string(
+		cg ? "cgroup (cgroup.kill)" : "process tree walk (nonod is a child subreaper)"));
+#undef LIMIT
+	return o;
+}
+
+/* A fallback-mode listener on the host's loopback, any port. */
+static int spawn_host_listener(uint16_t *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 128) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static int spawn_network(struct session *s, const struct policy *p, struct sandbox_spec *spec,
+			 struct spawn_ctx *x, struct rpc_error *err)
+{
+	const struct sandbox_features *f = sandbox_probe();
+	char msg[256], url[128];
+	static uint16_t port_storage[1];
+	int fd;
+
+	spec->net = SANDBOX_NET_NONE;
+	spec->netns_fd = -1;
+	if (p->n_allow == 0 && p->n_inject == 0 && p->n_routes == 0) {
+		s->net = SESSION_NET_NONE;
+		return 0;
+	}
+	if (f->cap_sys_admin && f->netns &&
+	    sandbox_netns_create(&s->netns_fd, 0, &fd, msg, sizeof(msg)) == 0) {
+		struct sockaddr_in sin;
+		socklen_t len = sizeof(sin);
+
+		getsockname(fd, (struct sockaddr *)&sin, &len);
+		s->proxy_port = ntohs(sin.sin_port);
+		s->net = SESSION_NET_STRICT;
+		spec->net = SANDBOX_NET_NETNS;
+		spec->netns_fd = s->netns_fd;
+	} else {
+		fd = spawn_host_listener(&s->proxy_port);
+		if (fd < 0)
+			return rpc_error_set(err, NONO_E_INTERNAL, "", "proxy listener: %s", strerror(-fd));
+		s->net = SESSION_NET_FALLBACK;
+		spec->net = SANDBOX_NET_PROXY;
+	}
+	s->proxy_listen_fd = fd;
+	port_storage[0] = s->proxy_port;
+	spec->ports = port_storage;
+	spec->nports = 1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)s->proxy_port);
+	if (ctx_setenv(x, "HTTP_PROXY", url) < 0 || ctx_setenv(x, "HTTPS_PROXY", url) < 0 ||
+	    ctx_setenv(x, "ALL_PROXY", url) < 0 || ctx_setenv(x, "http_proxy", url) < 0 ||
+	    ctx_setenv(x, "https_proxy", url) < 0 || ctx_setenv(x, "all_proxy", url) < 0 ||
+	    ctx_setenv(x, "NO_PROXY", "") < 0 || ctx_setenv(x, "no_proxy", "") < 0)
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+	return 0;
+}
+
+/* The private TMPDIR: /tmp/nono-<id>, 0700, owned by the worker's user. */
+static int spawn_tmpdir(struct session *s, struct rpc_error *err)
+{
+	if (asprintf(&s->tmpdir, "/tmp/nono-%s", s->id) < 0) {
+		s->tmpdir = NULL;
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+	}
+	if (mkdir(s->tmpdir, 0700) < 0) {
+		int e = errno;
+		free(s->tmpdir);
+		s->tmpdir = NULL;
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "cannot create the session's TMPDIR: %s",
+				     strerror(e));
+	}
+	if (geteuid() == 0 && s->uid != 0 && lchown(s->tmpdir, s->uid, s->gid) < 0)
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "chown TMPDIR: %s", strerror(errno));
+	return 0;
+}
+
+static int spawn_stdio(struct session *s, struct spawn_request *r, int child[3], int *master,
+		       struct rpc_error *err)
+{
+	int p[2][2] = { { -1, -1 }, { -1, -1 } };
+
+	*master = -1;
+	switch (r->stdio) {
+	case SESSION_STDIO_FDS:
+		for (int i = 0; i < 3; i++) {
+			child[i] = r->fds[i];
+			r->fds[i] = -1;
+		}
+		return 0;
+	case SESSION_STDIO_NULL:
+	case SESSION_STDIO_PIPE:
+		child[0] = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (r->stdio == SESSION_STDIO_NULL) {
+			child[1] = open("/dev/null", O_RDWR | O_CLOEXEC);
+			child[2] = open("/dev/null", O_RDWR | O_CLOEXEC);
+		} else if (pipe2(p[0], O_CLOEXEC) == 0 && pipe2(p[1], O_CLOEXEC) == 0) {
+			child[1] = p[0][1];
+			child[2] = p[1][1];
+			fcntl(p[0][0], F_SETFL, O_NONBLOCK);
+			fcntl(p[1][0], F_SETFL, O_NONBLOCK);
+			session_output_attach(s, p[0][0], p[1][0]);
+		}
+		break;
+	case SESSION_STDIO_PTY: {
+		char name[64];
+		int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), sl = -1;
+
+		if (m >= 0 && unlockpt(m) == 0 && ptsname_r(m, name, sizeof(name)) == 0)
+			sl = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (sl >= 0 && geteuid() == 0 && s->uid != 0 && fchown(sl, s->uid, (gid_t)-1) < 0)
+			log_warn("fchown %s", name);
+		if (sl < 0) {
+			if (m >= 0)
+				close(m);
+			return rpc_error_set(err, NONO_E_INTERNAL, "stdio", "cannot allocate a pty: %s",
+					     strerror(errno));
+		}
+		*master = m;
+		child[0] = sl;
+		child[1] = dup(sl);
+		child[2] = dup(sl);
+		break;
+	}
+	}
+	for (int i = 0; i < 3; i++)
+		if (child[i] < 0)
+			return rpc_error_set(err, NONO_E_INTERNAL, "stdio", "stdio set-up: %s",
+					     strerror(errno));
+	return 0;
+}
+
+static void spawn_on_errpipe(evutil_socket_t fd, short what, void *arg);
+
+/* Turn what the child reported into the reply to session.create. */
+static void spawn_finish(struct session *s)
+{
+	struct child_msg m;
+	ssize_t n;
+
+	if (s->create_reply == NULL)
+		return;
+	n = read(s->errpipe, &m, sizeof(m));
+	if (n < 0 && errno == EAGAIN)
+		return; /* neither exec nor a report yet */
+	if (s->ev_errpipe != NULL) {
+		event_free(s->ev_errpipe);
+		s->ev_errpipe = NULL;
+	}
+	close(s->errpipe);
+	s->errpipe = -1;
+	if (n != (ssize_t)sizeof(m)) {
+		session_spawned(s); /* EOF: execve succeeded and closed the pipe */
+		return;
+	}
+	switch (m.step) {
+	case CHILD_EXEC:
+		if (m.err == ENOENT)
+			session_spawn_failed(s, NONO_E_EXEC_FAILED, "argv[0]", "not found: %s", s->argv[0]);
+		else if (m.err == EACCES || m.err == ENOEXEC || m.err == EISDIR)
+			session_spawn_failed(s, NONO_E_EXEC_FAILED, "argv[0]",
+					     "not executable: %s: %s (not allowed by the policy, or "
+					     "not an executable file)", s->argv[0], strerror(m.err));
+		else
+			session_spawn_failed(s, NONO_E_EXEC_FAILED, "argv[0]", "cannot execute %s: %s",
+					     s->argv[0], strerror(m.err));
+		break;
+	case CHILD_CHDIR:
+		session_spawn_failed(s, NONO_E_EXEC_FAILED, "cwd", "cannot enter %s: %s", s->cwd,
+				     strerror(m.err));
+		break;
+	default:
+		if (m.step >= CHILD_SANDBOX)
+			session_spawn_failed(s, NONO_E_SANDBOX_UNAVAILABLE, "",
+					     "applying the sandbox failed at %s: %s",
+					     sandbox_step_name((enum sandbox_step)(m.step - CHILD_SANDBOX)),
+					     strerror(m.err));
+		else
+			session_spawn_failed(s, NONO_E_INTERNAL, "", "worker set-up step %d failed: %s",
+					     m.step, strerror(m.err));
+	}
+}
+
+static void spawn_on_errpipe(evutil_socket_t fd, short what, void *arg)
+{
+	spawn_finish(arg);
+}
+
+/* Called by session.c when the leader is reaped before its pipe was read. */
+void session_spawn_settle(struct session *s)
+{
+	if (s->errpipe >= 0) {
+		fcntl(s->errpipe, F_SETFL, 0); /* the child is gone: this cannot block */
+		spawn_finish(s);
+	}
+}
+
+static int spawn_resolve_policy(struct session *s, struct spawn_request *r, struct rpc_error *err)
+{
+	struct policy_vars vars = { .workspace = s->workspace, .tmpdir = s->tmpdir };
+	struct policy_error perr;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int rc;
+
+	if (getpwuid_r(s->uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL && pw.pw_dir[0] == '/')
+		vars.home = pw.pw_dir;
+	memset(&perr, 0, sizeof(perr));
+	if ((rc = policy_resolve(r->policy, &vars, &perr)) < 0 ||
+	    (rc = policy_merge_base(r->policy)) < 0)
+		return rpc_error_set(err, NONO_E_POLICY_INVALID, perr.path[0] ? perr.path : "policy",
+				     "%s", perr.message[0] ? perr.message : "cannot resolve the policy");
+	if (policy_digest(r->policy, s->policy_digest) < 0)
+		return rpc_error_set(err, NONO_E_INTERNAL, "policy", "cannot digest the policy");
+	return 0;
+}
+
+static int spawn_env(struct session *s, const struct policy *p, struct spawn_ctx *x)
+{
+	if (p->n_env_pass > 0) {
+		x->pass = calloc(p->n_env_pass, sizeof(*x->pass));
+		if (x->pass == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < p->n_env_pass; i++)
+			x->pass[x->npass++] = p->env_pass[i];
+	} else {
+		x->pass = calloc(sizeof(default_pass) / sizeof(default_pass[0]), sizeof(*x->pass));
+		if (x->pass == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < sizeof(default_pass) / sizeof(default_pass[0]); i++)
+			x->pass[x->npass++] = default_pass[i];
+	}
+	for (size_t i = 0; i < p->n_env_set; i++)
+		if (ctx_setenv(x, p->env_set[i].name, p->env_set[i].value) < 0)
+			return -ENOMEM;
+	if (ctx_setenv(x, "TMPDIR", s->tmpdir) < 0 || ctx_setenv(x, "NONO_SESSION", s->id) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int spawn_creds(struct session *s, struct spawn_ctx *x, struct sandbox_spec *spec)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (geteuid() != 0)
+		return 0; /* user mode: workers run as the daemon's (= the caller's) uid */
+	spec->creds.set = true;
+	spec->creds.uid = s->uid;
+	spec->creds.gid = s->gid;
+	x->ngroups = (int)(sizeof(x->groups) / sizeof(x->groups[0]));
+	if (getpwuid_r(s->uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL) {
+		if (getgrouplist(pw.pw_name, s->gid, x->groups, &x->ngroups) < 0)
+			x->ngroups = 0;
+	} else {
+		x->ngroups = 0; /* a uid without a passwd entry gets no supplementary groups */
+	}
+	spec->creds.groups = x->ngroups > 0 ? x->groups : NULL;
+	spec->creds.ngroups = (size_t)x->ngroups;
+	return 0;
+}
+
+int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_error *err)
+{
+	static char *const empty_env[] = { NULL };
+	struct session *s = session_new(r->uid, r->gid);
+	struct sandbox_compiled *sc = NULL;
+	struct sandbox_spec spec;
+	struct spawn_ctx x;
+	struct child_args ca;
+	int child_stdio[3] = { -1, -1, -1 }, master = -1, errp[2] = { -1, -1 }, cgroup_fd = -1;
+	char why[512];
+	bool joined;
+	pid_t pid;
+	int rc;
+
+	memset(&spec, 0, sizeof(spec));
+	memset(&x, 0, sizeof(x));
+	spec.netns_fd = -1;
+	if (s == NULL) {
+		spawn_request_release(r);
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+	}
+	s->argv = r->argv;
+	s->cwd = r->cwd;
+	s->workspace = r->workspace;
+	r->argv = NULL;
+	r->cwd = r->workspace = NULL;
+	s->stdio = r->stdio;
+	s->labels = json_object_get(r->labels);
+
+	if ((rc = spawn_tmpdir(s, err)) < 0 || (rc = spawn_resolve_policy(s, r, err)) < 0)
+		goto fail;
+	if (spawn_fs_rules(&x, r->policy) < 0 || spawn_env(s, r->policy, &x) < 0) {
+		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+		goto fail;
+	}
+	if ((rc = spawn_network(s, r->policy, &spec, &x, err)) < 0)
+		goto fail;
+	s->limits = spawn_limits(s, &r->policy->limits, &spec.limits, &cgroup_fd);
+	if (r->policy->limits.wall_set)
+		s->wall_ms = r->policy->limits.wall_seconds * 1000;
+	if (r->wall_ms != 0 && (s->wall_ms == 0 || r->wall_ms < s->wall_ms))
+		s->wall_ms = r->wall_ms;
+	spawn_creds(s, &x, &spec);
+	spec.paths = x.rules;
+	spec.npaths = x.nrules;
+	spec.env.pass = x.pass;
+	spec.env.npass = x.npass;
+	spec.env.set = (const char *const *)x.set;
+	spec.env.nset = x.nset;
+	spec.env.from = r->environ != NULL ? r->environ : empty_env; /* never the daemon's environ */
+	spec.best_effort = r->policy->enforcement == POLICY_ENFORCE_BEST_EFFORT;
+
+	rc = sandbox_compile(&spec, &sc, why, sizeof(why));
+	if (rc < 0) {
+		if (rc == -ENOENT)
+			rc = rpc_error_set(err, NONO_E_POLICY_INVALID, "policy.filesystem", "%s", why);
+		else if (rc == -EOPNOTSUPP)
+			rc = rpc_error_set(err, NONO_E_SANDBOX_UNAVAILABLE, "", "%s", why);
+		else if (rc == -EINVAL)
+			rc = rpc_error_set(err, NONO_E_POLICY_INVALID, "policy", "%s", why);
+		else
+			rc = rpc_error_set(err, NONO_E_INTERNAL, "", "%s", why);
+		goto fail;
+	}
+	s->report = sandbox_report_to_json(sandbox_compiled_report(sc));
+	if (s->report != NULL) {
+		json_object_object_add(s->report, "network",
+				       json_object_new_string(session_net_name(s->net)));
+		if (s->net == SESSION_NET_FALLBACK)
+			json_object_object_add(s->report, "network_detail", json_object_new_string(
+				"no network namespace: Landlock allows TCP to the proxy port on any "
+				"host, so destination hosts on that port are not enforced by the kernel"));
+	}
+	if ((rc = spawn_stdio(s, r, child_stdio, &master, err)) < 0)
+		goto fail;
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "pipe: %s", strerror(errno));
+		goto fail;
+	}
+
+	ca = (struct child_args){
+		.sc = sc, .argv = s->argv, .envp = sandbox_compiled_envp(sc), .cwd = s->cwd,
+		.stdio = { child_stdio[0], child_stdio[1], child_stdio[2] },
+		.pty = s->stdio == SESSION_STDIO_PTY, .errfd = errp[1], .cgroup_fd = -1,
+	};
+	pid = spawn_clone(cgroup_fd, &joined);
+	if (pid == 0) {
+		if (!joined)
+			ca.cgroup_fd = cgroup_fd;
+		child_main(&ca);
+	}
+	if (pid < 0) {
+		rc = rpc_error_set(err, NONO_E_LIMIT_EXCEEDED, "", "fork: %s", strerror(errno));
+		goto fail;
+	}
+
+	/* Parent. */
+	s->pid = pid;
+	s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	s->started_ms = s->created_ms;
+	s->state = SESSION_STARTING;
+	close(errp[1]);
+	s->errpipe = errp[0];
+	fcntl(s->errpipe, F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 3; i++)
+		close(child_stdio[i]);
+	if (cgroup_fd >= 0)
+		close(cgroup_fd);
+	sandbox_compiled_free(sc);
+	spawn_ctx_free(&x);
+	s->owner_conn = conn_ref(call->conn);
+	s->create_reply = rpc_call_defer(call);
+	s->pty_master = master;
+	session_register(s);
+	session_history_insert(s);
+	s->ev_errpipe = event_new(nonod->base, s->errpipe, EV_READ | EV_PERSIST, spawn_on_errpipe, s);
+	if (s->create_reply == NULL || s->ev_errpipe == NULL || event_add(s->ev_errpipe, NULL) < 0) {
+		log_errorx("session %s: out of memory after fork", s->id);
+		session_kill_tree(s, "daemon out of memory");
+	}
+	log_info("session %s: uid %u started pid %d (%s) network %s", s->id, (unsigned)s->uid,
+		 (int)pid, s->argv[0], session_net_name(s->net));
+	return RPC_DEFERRED;
+
+fail:
+	for (int i = 0; i < 3; i++)
+		if (child_stdio[i] >= 0)
+			close(child_stdio[i]);
+	if (master >= 0)
+		close(master);
+	if (errp[0] >= 0) {
+		close(errp[0]);
+		close(errp[1]);
+	}
+	if (cgroup_fd >= 0)
+		close(cgroup_fd);
+	if (s->cgroup != NULL)
+		session_cgroup_remove(s->cgroup);
+	sandbox_compiled_free(sc);
+	spawn_ctx_free(&x);
+	spawn_request_release(r);
+	session_unref(s);
+	return rc < 0 ? rc : NONO_E_INTERNAL;
+}

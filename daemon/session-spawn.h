@@ -1,0 +1,36 @@
+/* Starting a session: policy -> sandbox, fork, child set-up, exec, and the reply. */
+#ifndef DAEMON_SESSION_SPAWN_H
+#define DAEMON_SESSION_SPAWN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "rpc.h"
+#include "session.h"
+
+struct policy;
+
+struct spawn_request {
+	uid_t uid;
+	gid_t gid;
+	char **argv;               /* NULL-terminated; taken (moved into the session) */
+	char *cwd;                 /* absolute; taken */
+	char *workspace;           /* absolute; taken */
+	char **environ;            /* the caller's environment, NULL-terminated; borrowed.
+				      Never the daemon's own: pass-through names come from here. */
+	struct policy *policy;     /* validated, unresolved; borrowed (resolved in place) */
+	enum session_stdio stdio;
+	int fds[3];                /* SESSION_STDIO_FDS: taken */
+	struct json_object *labels;/* borrowed */
+	uint64_t wall_ms;          /* 0 = none (policy may set one) */
+};
+
+/*
+ * Compile, fork and start. Returns RPC_DEFERRED (the reply comes once exec
+ * succeeded or failed) or a negative NONO_E_* with err filled. Takes the
+ * request's owned members in every case.
+ */
+int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_error *err);
+void spawn_request_release(struct spawn_request *r);
+
+#endif
