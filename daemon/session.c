@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
+#include "rmtree.h"
 #include "rpc-dispatch.h"
 #include "session-cgroup.h"
 #include "session.h"
@@ -97,12 +97,20 @@ struct session *session_new(uid_t uid, gid_t gid)
 	return s;
 }
 
-/* Remove the private TMPDIR: the tree is dead by now, so nothing races us. */
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static void session_remove_tmpdir(struct session *s)
 {
-	if (remove(path) < 0 && errno != ENOENT)
-		log_warn("remove %s", path);
-	return 0;
+	int rc;
+
+	if (s->tmpdir == NULL)
+		return;
+	/* The tree is dead, but the user owns the directory and may race us from
+	 * outside: rmtree never follows a symlink. */
+	if ((rc = rmtree(s->tmpdir)) < 0) {
+		errno = -rc;
+		log_warn("session %s: remove %s", s->id, s->tmpdir);
+	}
+	free(s->tmpdir);
+	s->tmpdir = NULL;
 }
 
 static void session_free(struct session *s)
@@ -113,10 +121,7 @@ static void session_free(struct session *s)
 	free(s->argv);
 	free(s->cwd);
 	free(s->workspace);
-	if (s->tmpdir != NULL) {
-		nftw(s->tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-		free(s->tmpdir);
-	}
+	session_remove_tmpdir(s);
 	free(s->cgroup);
 	json_object_put(s->labels);
 	json_object_put(s->report);
@@ -508,6 +513,7 @@ static void session_ended(struct session *s, int status, const struct rusage *ru
 		snprintf(s->end_reason, sizeof(s->end_reason), "exited");
 	session_kill_procs(s); /* whatever the leader left behind */
 	s->state = SESSION_EXITED;
+	session_remove_tmpdir(s);
 	if (s->ev_wall != NULL) {
 		event_free(s->ev_wall);
 		s->ev_wall = NULL;
