@@ -15,6 +15,13 @@
 static char *root;           /* .../nono.sessions, or NULL */
 static bool has_memory, has_pids;
 
+/* Empty session cgroups kept for reuse: mkdir/rmdir in cgroupfs cost more
+ * than the rest of a session start. */
+#define POOL_MAX 16
+static char *pool[POOL_MAX];
+static int pool_n;
+static unsigned long pool_seq;
+
 static int write_file(const char *dir, const char *name, const char *val)
 {
 	char path[4200];
@@ -118,38 +125,57 @@ bool session_cgroup_has(const char *controller)
 	return false;
 }
 
+/* Set (or, with 0, lift) a limit; a pooled cgroup may carry an old one. */
+static int set_limit(const char *dir, const char *file, uint64_t v)
+{
+	char val[32];
+
+	if (v == 0)
+		snprintf(val, sizeof(val), "max");
+	else
+		snprintf(val, sizeof(val), "%llu", (unsigned long long)v);
+	return write_file(dir, file, val);
+}
+
+static char *cgroup_take(void)
+{
+	char *dir = NULL;
+
+	if (pool_n > 0)
+		return pool[--pool_n];
+	if (asprintf(&dir, "%s/c%lu-%ld", root, ++pool_seq, (long)getpid()) < 0)
+		return NULL;
+	if (mkdir(dir, 0755) < 0) {
+		log_warn("mkdir %s", dir);
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
 int session_cgroup_create(const char *id, uint64_t memory_bytes, uint64_t pids,
 			  char **path, int *dirfd)
 {
-	char *dir = NULL, val[32];
+	char *dir;
 	int fd, rc;
 
 	*path = NULL;
 	*dirfd = -1;
 	if (root == NULL)
 		return -ENOTSUP;
-	if (asprintf(&dir, "%s/%s", root, id) < 0)
-		return -ENOMEM;
-	if (mkdir(dir, 0755) < 0) {
-		rc = -errno;
-		log_warn("mkdir %s", dir);
-		free(dir);
-		return rc;
-	}
-	if (memory_bytes != 0 && has_memory) {
-		snprintf(val, sizeof(val), "%llu", (unsigned long long)memory_bytes);
-		if ((rc = write_file(dir, "memory.max", val)) < 0)
+	if ((dir = cgroup_take()) == NULL)
+		return -EIO;
+	if (has_memory) {
+		if ((rc = set_limit(dir, "memory.max", memory_bytes)) < 0)
 			goto fail;
-		/* No swap controller without swap accounting: that is fine. */
-		rc = write_file(dir, "memory.swap.max", "0");
+		/* A memory limit must not spill into swap; without swap
+		 * accounting the file is absent, which is fine. */
+		rc = write_file(dir, "memory.swap.max", memory_bytes != 0 ? "0" : "max");
 		if (rc < 0 && rc != -ENOENT)
 			goto fail;
 	}
-	if (pids != 0 && has_pids) {
-		snprintf(val, sizeof(val), "%llu", (unsigned long long)pids);
-		if ((rc = write_file(dir, "pids.max", val)) < 0)
-			goto fail;
-	}
+	if (has_pids && (rc = set_limit(dir, "pids.max", pids)) < 0)
+		goto fail;
 	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
@@ -160,7 +186,7 @@ int session_cgroup_create(const char *id, uint64_t memory_bytes, uint64_t pids,
 	return 0;
 fail:
 	errno = -rc;
-	log_warn("cgroup limits for %s", dir);
+	log_warn("cgroup limits for session %s in %s", id, dir);
 	rmdir(dir);
 	free(dir);
 	return rc;
@@ -186,14 +212,60 @@ int session_cgroup_signal(const char *path, int sig)
 	return n;
 }
 
+static bool cgroup_empty(const char *path);
+
 int session_cgroup_kill(const char *path)
 {
+	if (cgroup_empty(path))
+		return 0;
 	/* cgroup.kill (Linux 5.14) kills atomically, even processes forking meanwhile. */
 	if (write_file(path, "cgroup.kill", "1") == 0)
-		return 0;
+		return 1;
 	for (int i = 0; i < 100 && session_cgroup_signal(path, SIGKILL) > 0; i++)
 		;
-	return 0;
+	return 1;
+}
+
+/* Populated? (cgroup.events "populated 0" once every process has left.) */
+static bool cgroup_empty(const char *path)
+{
+	char file[4200], buf[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/cgroup.events", path);
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strstr(buf, "populated 0") != NULL;
+}
+
+void session_cgroup_release(char *path, bool reusable)
+{
+	/* A cgroup that has seen cgroup.kill may kill later arrivals on some
+	 * kernels: only never-killed, empty ones go back to the pool. */
+	if (reusable && pool_n < POOL_MAX && cgroup_empty(path)) {
+		pool[pool_n++] = path;
+		return;
+	}
+	session_cgroup_remove(path);
+	free(path);
+}
+
+void session_cgroup_fini(void)
+{
+	while (pool_n > 0) {
+		char *p = pool[--pool_n];
+		rmdir(p);
+		free(p);
+	}
+	free(root);
+	root = NULL;
 }
 
 void session_cgroup_remove(const char *path)

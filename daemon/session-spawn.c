@@ -29,11 +29,11 @@
 #include "conn.h"
 #include "daemon.h"
 #include "log.h"
-#include "netns.h"
 #include "policy.h"
 #include "probe.h"
 #include "sandbox.h"
 #include "session-cgroup.h"
+#include "session-netns.h"
 #include "session-spawn.h"
 
 #ifndef CLONE_INTO_CGROUP
@@ -341,12 +341,7 @@ static int spawn_network(struct session *s, const struct policy *p, struct sandb
 		return 0;
 	}
 	if (f->cap_sys_admin && f->netns &&
-	    sandbox_netns_create(&s->netns_fd, 0, &fd, msg, sizeof(msg)) == 0) {
-		struct sockaddr_in sin;
-		socklen_t len = sizeof(sin);
-
-		getsockname(fd, (struct sockaddr *)&sin, &len);
-		s->proxy_port = ntohs(sin.sin_port);
+	    session_netns_take(&s->netns_fd, &fd, &s->proxy_port, msg, sizeof(msg)) == 0) {
 		s->net = SESSION_NET_STRICT;
 		spec->net = SANDBOX_NET_NETNS;
 		spec->netns_fd = s->netns_fd;

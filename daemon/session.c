@@ -28,6 +28,7 @@
 #include "rmtree.h"
 #include "rpc-dispatch.h"
 #include "session-cgroup.h"
+#include "session-netns.h"
 #include "session.h"
 
 struct session_waiter {
@@ -242,8 +243,83 @@ struct json_object *session_to_json(const struct session *s)
 	return o;
 }
 
-/* History row at creation; the end is filled in by session_history_end(). */
-void session_history_insert(const struct session *s)
+/*
+ * History writes are queued and committed together every HISTORY_FLUSH_MS:
+ * a transaction per session start would cost more than the start itself.
+ * A crash loses at most that window of history, never the store's integrity.
+ */
+#define HISTORY_FLUSH_MS 100
+#define HIST_INSERT 0x1
+#define HIST_END 0x2
+
+static struct event *ev_history;
+static struct session **hist_queue;
+static size_t hist_n, hist_cap;
+
+static void history_write_insert(const struct session *s);
+static void history_write_end(const struct session *s);
+
+static void history_flush(void)
+{
+	if (hist_n == 0)
+		return;
+	if (db_exec(nonod->db, "BEGIN;") < 0)
+		log_errorx("session history: cannot begin a transaction");
+	for (size_t i = 0; i < hist_n; i++) {
+		struct session *s = hist_queue[i];
+
+		if (s->hist_pending & HIST_INSERT)
+			history_write_insert(s);
+		if (s->hist_pending & HIST_END)
+			history_write_end(s);
+		s->hist_pending = 0;
+		session_unref(s);
+	}
+	hist_n = 0;
+	if (db_exec(nonod->db, "COMMIT;") < 0)
+		db_exec(nonod->db, "ROLLBACK;");
+}
+
+static void history_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	history_flush();
+}
+
+static void history_queue(struct session *s, unsigned int what)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = HISTORY_FLUSH_MS * 1000 };
+
+	if (s->hist_pending == 0) {
+		if (hist_n == hist_cap) {
+			size_t cap = hist_cap ? hist_cap * 2 : 64;
+			struct session **q = realloc(hist_queue, cap * sizeof(*q));
+
+			if (q == NULL) {
+				log_errorx("session history: out of memory, %s not recorded", s->id);
+				return;
+			}
+			hist_queue = q;
+			hist_cap = cap;
+		}
+		hist_queue[hist_n++] = s;
+		s->refs++;
+	}
+	s->hist_pending |= what;
+	if (ev_history != NULL && !evtimer_pending(ev_history, NULL))
+		evtimer_add(ev_history, &tv);
+}
+
+void session_history_insert(struct session *s)
+{
+	history_queue(s, HIST_INSERT);
+}
+
+static void session_history_end(struct session *s)
+{
+	history_queue(s, HIST_END);
+}
+
+static void history_write_insert(const struct session *s)
 {
 	struct json_object *argv = json_object_new_array();
 	sqlite3_stmt *st;
@@ -278,7 +354,7 @@ void session_history_insert(const struct session *s)
 	json_object_put(argv);
 }
 
-static void session_history_end(const struct session *s)
+static void history_write_end(const struct session *s)
 {
 	sqlite3_stmt *st;
 
@@ -351,8 +427,11 @@ static void session_kill_procs(struct session *s)
 	struct dirent *e;
 	pid_t self = getpid();
 
-	if (s->cgroup != NULL && session_cgroup_kill(s->cgroup) == 0)
+	if (s->cgroup != NULL) {
+		if (session_cgroup_kill(s->cgroup) != 0)
+			s->cgroup_killed = true;
 		return;
+	}
 	/* Without a cgroup: the process group/session first, then a /proc sweep
 	 * for descendants that moved to their own group. */
 	if (s->pid > 0)
@@ -513,21 +592,24 @@ static void session_ended(struct session *s, int status, const struct rusage *ru
 		snprintf(s->end_reason, sizeof(s->end_reason), "exited");
 	session_kill_procs(s); /* whatever the leader left behind */
 	s->state = SESSION_EXITED;
-	session_remove_tmpdir(s);
 	if (s->ev_wall != NULL) {
 		event_free(s->ev_wall);
 		s->ev_wall = NULL;
 	}
-	if (s->cgroup != NULL)
-		session_cgroup_remove(s->cgroup);
-	session_history_end(s);
 	log_info("session %s (uid %u) ended: %s, status 0x%x", s->id, (unsigned)s->uid,
 		 s->end_reason, (unsigned)status);
+	/* Tell whoever waits first; the clean-up below is nobody's latency. */
 	note = session_to_json(s);
 	rpc_notify(s->owner_conn, "session.exited", note);
 	conn_unref(s->owner_conn);
 	s->owner_conn = NULL;
 	session_waiters_done(s);
+	session_remove_tmpdir(s);
+	if (s->cgroup != NULL) {
+		session_cgroup_release(s->cgroup, !s->cgroup_killed);
+		s->cgroup = NULL;
+	}
+	session_history_end(s);
 	if (s->proxy_listen_fd >= 0) {
 		close(s->proxy_listen_fd);
 		s->proxy_listen_fd = -1;
@@ -594,8 +676,9 @@ int sessions_init(void)
 	/* Orphans of sessions come to us, so no process escapes tracking by double-forking. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER");
+	ev_history = evtimer_new(nonod->base, history_on_timer, NULL);
 	ev_sigchld = evsignal_new(nonod->base, SIGCHLD, sessions_on_sigchld, NULL);
-	if (ev_sigchld == NULL || event_add(ev_sigchld, NULL) < 0)
+	if (ev_history == NULL || ev_sigchld == NULL || event_add(ev_sigchld, NULL) < 0)
 		return -ENOMEM;
 	session_cgroup_init();
 	rpc_peer_in_session = session_peer_in_session;
@@ -657,10 +740,21 @@ void sessions_fini(void)
 			event_free(s->ev_wall);
 		if (s->errpipe >= 0)
 			close(s->errpipe);
-		if (s->cgroup != NULL)
-			session_cgroup_remove(s->cgroup);
+		if (s->cgroup != NULL) {
+			session_cgroup_release(s->cgroup, !s->cgroup_killed);
+			s->cgroup = NULL;
+		}
 		session_unref(s);
 	}
+	history_flush();
+	free(hist_queue);
+	hist_queue = NULL;
+	hist_cap = 0;
+	if (ev_history != NULL)
+		event_free(ev_history);
+	ev_history = NULL;
+	session_cgroup_fini();
+	session_netns_fini();
 	if (ev_sigchld != NULL)
 		event_free(ev_sigchld);
 	if (ev_stop_timer != NULL)

@@ -60,6 +60,8 @@ struct session {
 	char *workspace;
 	char *tmpdir;             /* private TMPDIR, removed at the end */
 	char *cgroup;             /* its cgroup dir, or NULL */
+	bool cgroup_killed;
+	uint64_t t_start, t_clone;       /* cgroup.kill was used: do not reuse it */
 	char policy_digest[65];
 	struct json_object *labels;     /* owned */
 	struct json_object *report;     /* owned: what is enforced */
@@ -82,6 +84,7 @@ struct session {
 	struct session_waiter *waiters;
 	struct session_output *output;  /* pipe mode */
 	int refs;
+	unsigned int hist_pending;      /* history writes queued (session.c) */
 	struct session *next;
 };
 
@@ -126,6 +129,6 @@ const char *session_net_name(enum session_net n);
 void session_gc(void);
 void session_unref(struct session *s);
 void session_spawn_settle(struct session *s); /* session-spawn.c */
-void session_history_insert(const struct session *s);
+void session_history_insert(struct session *s);
 
 #endif

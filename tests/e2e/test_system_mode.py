@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""System mode as root, driven by two unprivileged users: workers run as
+their caller (groups and capabilities dropped), a user sees and touches only
+their own sessions, and the socket admits only the nono group."""
+import grp
+import json
+import os
+import pwd
+import subprocess
+import sys
+import unittest
+
+import nonotest
+from nonotest import Daemon
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+USERS = ("nono-e2e-a", "nono-e2e-b")
+
+CLIENT = r"""
+import json, sys
+sys.path.insert(0, %(here)r)
+from nonotest import RawClient, RpcError
+from sessions import run, PATH_ENV
+c = RawClient(%(sock)r); c.hello()
+out = {}
+def attempt(name, fn):
+    try:
+        out[name] = fn()
+    except RpcError as e:
+        out[name] = {"error": e.kind}
+%(body)s
+print(json.dumps(out))
+"""
+
+
+def ensure_user(name, groups=()):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        name], check=True)
+    for g in groups:
+        subprocess.run(["usermod", "-a", "-G", g, name], check=True)
+    return pwd.getpwnam(name)
+
+
+class SystemModeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("system mode needs root")
+        try:
+            grp.getgrnam("nono")
+        except KeyError:
+            subprocess.run(["groupadd", "--system", "nono"], check=True)
+        cls.a = ensure_user(USERS[0], ["nono"])
+        cls.b = ensure_user(USERS[1], ["nono"])
+        cls.outsider = ensure_user("nono-e2e-out")
+        cls.d = Daemon(mode="--system")
+        os.chmod(cls.d.dir, 0o755)
+        cls.ws = os.path.join(cls.d.dir, "ws-a")
+        os.makedirs(cls.ws)
+        os.chown(cls.ws, cls.a.pw_uid, cls.a.pw_gid)
+
+    @classmethod
+    def tearDownClass(cls):
+        if hasattr(cls, "d"):
+            cls.d.close()
+
+    def as_user(self, user, body):
+        code = CLIENT % {"here": HERE, "sock": self.d.socket, "body": body}
+        r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                            "--init-groups", sys.executable, "-c", code],
+                           capture_output=True, timeout=120, env={"PATH": os.environ["PATH"]})
+        self.assertEqual(r.returncode, 0, r.stderr.decode() + self.d.logtext()[-3000:])
+        return json.loads(r.stdout.decode().splitlines()[-1])
+
+    def test_socket_mode_and_group(self):
+        st = os.stat(self.d.socket)
+        self.assertEqual(st.st_mode & 0o777, 0o660)
+        self.assertEqual(st.st_gid, grp.getgrnam("nono").gr_gid)
+
+    def test_outsider_cannot_connect(self):
+        r = subprocess.run(["setpriv", f"--reuid={self.outsider.pw_uid}", f"--regid={self.outsider.pw_gid}",
+                            "--init-groups", sys.executable, "-c",
+                            f"import socket; socket.socket(socket.AF_UNIX).connect({self.d.socket!r})"],
+                           capture_output=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"Permission denied", r.stderr)
+
+    def test_worker_runs_as_caller_without_privilege(self):
+        out = self.as_user(self.a, f"""
+final, so, se = run(c, ["sh", "-c", "id -u; id -g; id -G; grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status"], {self.ws!r})
+out['stdout'] = so.decode(); out['peer'] = c.call('daemon.status')['mode']
+""")
+        lines = out["stdout"].splitlines()
+        self.assertEqual(int(lines[0]), self.a.pw_uid)
+        self.assertEqual(int(lines[1]), self.a.pw_gid)
+        self.assertNotIn("0", lines[2].split(), "root group must not survive")
+        caps = dict(l.split(":\t") for l in lines[3:])
+        self.assertEqual(int(caps["CapEff"], 16), 0)
+        self.assertEqual(int(caps["CapBnd"], 16), 0)
+        self.assertEqual(int(caps["CapAmb"], 16), 0)
+        self.assertEqual(caps["NoNewPrivs"].strip(), "1")
+        self.assertEqual(caps["Seccomp"].strip(), "2")
+
+    def test_users_only_see_their_own_sessions(self):
+        mine = self.as_user(self.a, f"""
+s = c.call('session.create', {{'argv': ['sleep', '60'], 'cwd': {self.ws!r}, 'environ': PATH_ENV}})
+out['id'] = s['id']
+""")
+        sid = mine["id"]
+        theirs = self.as_user(self.b, f"""
+out['list'] = [x['id'] for x in c.call('session.list')['sessions']]
+attempt('get', lambda: c.call('session.get', {{'id': {sid!r}}}))
+attempt('kill', lambda: c.call('session.kill', {{'id': {sid!r}}}))
+attempt('signal', lambda: c.call('session.signal', {{'id': {sid!r}, 'signal': 9}}))
+attempt('wait', lambda: c.call('session.wait', {{'id': {sid!r}, 'timeout_ms': 10}}))
+attempt('all', lambda: c.call('session.list', {{'all_users': True}}))
+""")
+        self.assertNotIn(sid, theirs["list"])
+        for k in ("get", "kill", "signal", "wait"):
+            self.assertEqual(theirs[k], {"error": "not_found"}, k)
+        self.assertEqual(theirs["all"], {"error": "permission_denied"})
+        # Still running, and its owner can end it.
+        mine = self.as_user(self.a, f"""
+out['state'] = c.call('session.get', {{'id': {sid!r}}})['state']
+c.call('session.kill', {{'id': {sid!r}}})
+out['end'] = c.call('session.wait', {{'id': {sid!r}}})['end_reason']
+""")
+        self.assertEqual(mine["state"], "running")
+        self.assertEqual(mine["end"], "killed by session.kill")
+
+    def test_user_cannot_read_another_users_files_or_root_files(self):
+        secret = os.path.join(self.d.dir, "b-secret")
+        with open(secret, "w") as f:
+            f.write("b's secret")
+        os.chown(secret, self.b.pw_uid, self.b.pw_gid)
+        os.chmod(secret, 0o600)
+        pol = {"version": 1, "filesystem": {"read": ["$WORKSPACE", self.d.dir]}}
+        out = self.as_user(self.a, f"""
+final, so, se = run(c, ["sh", "-c", "cat {secret}; cat /etc/shadow; ls {self.d.state}"], {self.ws!r}, policy={pol!r})
+out['stdout'] = so.decode(); out['stderr'] = se.decode()
+""")
+        self.assertNotIn("b's secret", out["stdout"])
+        self.assertEqual(out["stderr"].count("Permission denied"), 3, out["stderr"])
+
+
+if __name__ == "__main__":
+    nonotest.main()
