@@ -359,6 +359,7 @@ static struct json_object *history_rows(const struct peer *p, bool all, int64_t 
 	struct json_object *a = json_object_new_array();
 	sqlite3_stmt *st;
 
+	session_history_flush();
 	if (sqlite3_prepare_v2(nonod->db,
 			       "SELECT id, uid, argv, cwd, policy_digest, network, created_ms, ended_ms, "
 			       "exit_code, exit_signal, end_reason FROM sessions "

@@ -259,7 +259,7 @@ static size_t hist_n, hist_cap;
 static void history_write_insert(const struct session *s);
 static void history_write_end(const struct session *s);
 
-static void history_flush(void)
+void session_history_flush(void)
 {
 	if (hist_n == 0)
 		return;
@@ -282,7 +282,7 @@ static void history_flush(void)
 
 static void history_on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	history_flush();
+	session_history_flush();
 }
 
 static void history_queue(struct session *s, unsigned int what)
@@ -746,7 +746,7 @@ void sessions_fini(void)
 		}
 		session_unref(s);
 	}
-	history_flush();
+	session_history_flush();
 	free(hist_queue);
 	hist_queue = NULL;
 	hist_cap = 0;

@@ -130,5 +130,7 @@ void session_gc(void);
 void session_unref(struct session *s);
 void session_spawn_settle(struct session *s); /* session-spawn.c */
 void session_history_insert(struct session *s);
+/* Write queued history rows now (before reading the table). */
+void session_history_flush(void);
 
 #endif
