@@ -620,6 +620,10 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 	spec.env.nset = x.nset;
 	spec.env.from = r->environ != NULL ? r->environ : empty_env; /* never the daemon's environ */
 	spec.best_effort = r->policy->enforcement == POLICY_ENFORCE_BEST_EFFORT;
+	/* Strict mode: where namespaces can be had, everything outside the
+	 * writable paths is read-only, which closes Landlock's metadata gap
+	 * (chmod/chown/utimes/xattr). Elsewhere the report says it is open. */
+	spec.readonly_mounts = sandbox_probe()->cap_sys_admin && sandbox_probe()->mountns;
 
 	rc = sandbox_compile(&spec, &sc, why, sizeof(why));
 	if (rc < 0) {

@@ -1,0 +1,398 @@
+/*
+ * Landlock ruleset compilation: handled rights for the ABI, one
+ * path-beneath rule per allowed path, DENY carve-outs, TCP connect ports.
+ *
+ * Carve-out (Landlock only allows): for an allowed path A with denied paths
+ * D1..Dn beneath it, A gets no rule of its own. Instead, walking from A down
+ * towards each Di, every directory on the way gets READ_DIR only (it can be
+ * listed; nothing can be created, removed, renamed or read through it
+ * except via the sibling rules), and every entry of such a directory that
+ * is neither a Di nor on the way to one gets A's access as its own rule.
+ * Landlock rights are inherited by everything beneath a rule, so the
+ * READ_DIR kept by the intermediate directories also reaches a denied
+ * directory: its entry names can be listed, its files cannot be opened.
+ * Symlinks met during the walk get no rule (access through them is checked
+ * at their target's real location). Entries created later directly in an
+ * intermediate directory are therefore not covered, and cannot be created
+ * by the worker either. The walk is done with openat(O_PATH|O_NOFOLLOW)
+ * relative to the parent's fd, so a symlink swapped in cannot redirect it.
+ */
+#include "internal.h"
+#include "landlock-abi.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SANDBOX_MAX_FS_RULES 8192
+
+#define LL_READ (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | \
+		 LANDLOCK_ACCESS_FS_READ_DIR)
+#define LL_WRITE (LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR | \
+		  LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR | \
+		  LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | \
+		  LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_SYM | \
+		  LANDLOCK_ACCESS_FS_REFER | LANDLOCK_ACCESS_FS_TRUNCATE | \
+		  LANDLOCK_ACCESS_FS_IOCTL_DEV)
+/* Rights that apply to a non-directory (others make add_rule fail). */
+#define LL_FILE (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
+		 LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | \
+		 LANDLOCK_ACCESS_FS_IOCTL_DEV)
+
+struct fs_ctx {
+	int ruleset_fd;
+	__u64 handled;
+	size_t nrules;
+	char *errbuf;
+	size_t errlen;
+};
+
+static __u64 fs_handled_for_abi(int abi)
+{
+	__u64 h = SANDBOX_LL_FS_ABI1;
+
+	if (abi >= 2)
+		h |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		h |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 5)
+		h |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	return h;
+}
+
+/* Adds a path-beneath rule for fd (an O_PATH fd); path only for messages. */
+static int fs_add(struct fs_ctx *x, int fd, const char *path, __u64 access)
+{
+	struct sandbox_ll_path_beneath_attr pb;
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return sandbox_err(x->errbuf, x->errlen, -errno, "fstat %s", path);
+	if (!S_ISDIR(st.st_mode))
+		access &= LL_FILE;
+	access &= x->handled;
+	if (access == 0)
+		return 0;
+	if (++x->nrules > SANDBOX_MAX_FS_RULES)
+		return sandbox_err(x->errbuf, x->errlen, -E2BIG,
+				   "landlock: more than %d rules (deny carve-out under %s)",
+				   SANDBOX_MAX_FS_RULES, path);
+	pb.allowed_access = access;
+	pb.parent_fd = fd;
+	if (sandbox_ll_add_rule(x->ruleset_fd, SANDBOX_LL_RULE_PATH_BENEATH, &pb, 0) != 0)
+		return sandbox_err(x->errbuf, x->errlen, -errno, "landlock_add_rule %s", path);
+	return 0;
+}
+
+/* Is p equal to or beneath dir (both resolved, absolute)? */
+static bool path_within(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return true;
+	return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+static bool path_strictly_within(const char *p, const char *dir)
+{
+	return path_within(p, dir) && strcmp(p, dir) != 0;
+}
+
+/*
+ * Resolves an absolute path: realpath() of its longest existing prefix plus
+ * the missing components (which may not be "." or ".."). *exists says
+ * whether the whole path exists.
+ */
+static int path_resolve(const char *in, char out[PATH_MAX], bool *exists)
+{
+	char buf[PATH_MAX], tmp[PATH_MAX];
+	size_t cut;
+
+	if (!in || in[0] != '/')
+		return -EINVAL;
+	if (strlen(in) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	*exists = realpath(in, out) != NULL;
+	if (*exists)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	memcpy(buf, in, strlen(in) + 1);
+	for (;;) {
+		char *slash = strrchr(buf, '/');
+		const char *rest;
+
+		if (!slash)
+			return -ENOENT;
+		cut = (size_t)(slash - buf);
+		*slash = '\0';
+		if (realpath(cut ? buf : "/", tmp) == NULL) {
+			if (errno != ENOENT)
+				return -errno;
+			continue;
+		}
+		rest = in + cut;  /* "/missing/components" */
+		for (const char *c = rest; *c; ) {
+			size_t len;
+
+			while (*c == '/')
+				c++;
+			len = strcspn(c, "/");
+			if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+				return -EINVAL;
+			c += len;
+		}
+		if (snprintf(out, PATH_MAX, "%s%s", strcmp(tmp, "/") == 0 ? "" : tmp, rest) >=
+		    PATH_MAX)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+}
+
+static int fs_split(struct fs_ctx *x, int dirfd, const char *dirpath, __u64 access,
+		    const char *const *denies, size_t nd);
+
+/* One directory entry during a carve-out walk. */
+static int fs_split_entry(struct fs_ctx *x, int dirfd, const char *child, const char *name,
+			  __u64 access, const char *const *denies, size_t nd)
+{
+	const char **sub;
+	size_t nsub = 0;
+	struct stat st;
+	int fd, rc;
+
+	for (size_t i = 0; i < nd; i++)
+		if (strcmp(denies[i], child) == 0)
+			return 0;  /* the denied entry itself: no rule */
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : sandbox_err(x->errbuf, x->errlen, -errno,
+							  "stat %s", child);
+	if (S_ISLNK(st.st_mode))
+		return 0;
+	sub = calloc(nd, sizeof(*sub));
+	if (!sub)
+		return sandbox_err(x->errbuf, x->errlen, -ENOMEM, "carve-out %s", child);
+	for (size_t i = 0; i < nd; i++)
+		if (path_strictly_within(denies[i], child))
+			sub[nsub++] = denies[i];
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? 0 : sandbox_err(x->errbuf, x->errlen, -errno, "open %s", child);
+	} else if (nsub > 0 && S_ISDIR(st.st_mode)) {
+		rc = fs_split(x, fd, child, access, sub, nsub);
+		close(fd);
+	} else {
+		rc = fs_add(x, fd, child, access);
+		close(fd);
+	}
+	free(sub);
+	return rc;
+}
+
+/* dirfd: O_PATH fd of dirpath, which contains at least one of denies. */
+static int fs_split(struct fs_ctx *x, int dirfd, const char *dirpath, __u64 access,
+		    const char *const *denies, size_t nd)
+{
+	char child[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rfd, rc;
+
+	rc = fs_add(x, dirfd, dirpath, LANDLOCK_ACCESS_FS_READ_DIR);
+	if (rc < 0)
+		return rc;
+	rfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return sandbox_err(x->errbuf, x->errlen, -errno, "opendir %s", dirpath);
+	d = fdopendir(rfd);
+	if (!d) {
+		rc = -errno;
+		close(rfd);
+		return sandbox_err(x->errbuf, x->errlen, rc, "opendir %s", dirpath);
+	}
+	errno = 0;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (snprintf(child, sizeof(child), "%s/%s", strcmp(dirpath, "/") == 0 ? "" : dirpath,
+			     de->d_name) >= (int)sizeof(child)) {
+			rc = sandbox_err(x->errbuf, x->errlen, -ENAMETOOLONG, "carve-out in %s",
+					 dirpath);
+			break;
+		}
+		rc = fs_split_entry(x, dirfd, child, de->d_name, access, denies, nd);
+		errno = 0;
+	}
+	if (rc == 0 && errno != 0)
+		rc = sandbox_err(x->errbuf, x->errlen, -errno, "readdir %s", dirpath);
+	closedir(d);
+	return rc;
+}
+
+/* One allowed path: a plain rule, or a carve-out walk when denies lie beneath. */
+static int fs_allow(struct fs_ctx *x, const char *path, __u64 access,
+		    char (*res)[PATH_MAX], const struct sandbox_spec *spec,
+		    struct sandbox_report *report)
+{
+	const char **denies;
+	size_t nd = 0;
+	int fd, rc;
+
+	denies = calloc(spec->npaths, sizeof(*denies));
+	if (!denies)
+		return sandbox_err(x->errbuf, x->errlen, -ENOMEM, "landlock");
+	for (size_t j = 0; j < spec->npaths; j++) {
+		if (spec->paths[j].access != SANDBOX_DENY || !res[j][0])
+			continue;
+		if (strcmp(res[j], path) == 0) {
+			sandbox_report_add(report, "landlock.deny", true,
+					   "%s is both allowed and denied: denied", path);
+			free(denies);
+			return 0;
+		}
+		if (path_strictly_within(res[j], path))
+			denies[nd++] = res[j];
+	}
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		rc = sandbox_err(x->errbuf, x->errlen, -errno, "open %s", path);
+	else if (nd == 0)
+		rc = fs_add(x, fd, path, access);
+	else
+		rc = fs_split(x, fd, path, access, denies, nd);
+	if (fd >= 0)
+		close(fd);
+	free(denies);
+	return rc;
+}
+
+static int fs_paths(struct fs_ctx *x, const struct sandbox_spec *spec, char (*res)[PATH_MAX],
+		    struct sandbox_report *report)
+{
+	for (size_t i = 0; i < spec->npaths; i++) {
+		const struct sandbox_path_rule *r = &spec->paths[i];
+		bool exists = false;
+		int rc;
+
+		if (r->access != SANDBOX_READ && r->access != SANDBOX_WRITE &&
+		    r->access != SANDBOX_DENY)
+			return sandbox_err(x->errbuf, x->errlen, -EINVAL,
+					   "path rule %zu: bad access level", i);
+		rc = path_resolve(r->path, res[i], &exists);
+		if (rc < 0)
+			return sandbox_err(x->errbuf, x->errlen, rc, "path rule %zu (%s)", i,
+					   r->path ? r->path : "(null)");
+		if (exists || r->access == SANDBOX_DENY)
+			continue;
+		if (!(r->flags & SANDBOX_PATH_OPTIONAL))
+			return sandbox_err(x->errbuf, x->errlen, -ENOENT, "open %s", r->path);
+		sandbox_report_add(report, "landlock.optional_path", false,
+				   "%s does not exist: skipped", r->path);
+		res[i][0] = '\0';
+	}
+	for (size_t i = 0; i < spec->npaths; i++) {
+		int rc;
+
+		if (spec->paths[i].access == SANDBOX_DENY || !res[i][0])
+			continue;
+		rc = fs_allow(x, res[i], spec->paths[i].access == SANDBOX_WRITE ? LL_WRITE : LL_READ,
+			      res, spec, report);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int fs_ports(struct fs_ctx *x, const struct sandbox_spec *spec)
+{
+	if (spec->net == SANDBOX_NET_NONE)
+		return 0;
+	for (size_t i = 0; i < spec->nports; i++) {
+		struct sandbox_ll_net_port_attr np = {
+			.allowed_access = LANDLOCK_ACCESS_NET_CONNECT_TCP,
+			.port = spec->ports[i],
+		};
+
+		if (spec->ports[i] == 0)
+			return sandbox_err(x->errbuf, x->errlen, -EINVAL, "network: port 0");
+		if (sandbox_ll_add_rule(x->ruleset_fd, SANDBOX_LL_RULE_NET_PORT, &np, 0) != 0)
+			return sandbox_err(x->errbuf, x->errlen, -errno,
+					   "landlock_add_rule tcp port %u", spec->ports[i]);
+	}
+	return 0;
+}
+
+/* A directory no rule covers, opened O_PATH: the child checks it is denied. */
+static int fs_verify_fd(const struct sandbox_spec *spec, char (*res)[PATH_MAX])
+{
+	static const char *const candidates[] = {
+		"/", "/proc", "/sys", "/dev", "/boot", "/root", "/var", "/etc", "/usr", "/home",
+	};
+
+	for (size_t c = 0; c < sizeof(candidates) / sizeof(candidates[0]); c++) {
+		bool covered = false;
+
+		for (size_t i = 0; i < spec->npaths && !covered; i++)
+			covered = spec->paths[i].access != SANDBOX_DENY && res[i][0] &&
+				  path_within(candidates[c], res[i]);
+		if (!covered)
+			return open(candidates[c], O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	return -1;
+}
+
+int sandbox_fs_compile(const struct sandbox_spec *spec, int abi, int *ruleset_fd,
+		       int *verify_fd, struct sandbox_report *report, char *errbuf,
+		       size_t errlen)
+{
+	struct sandbox_ll_ruleset_attr attr = { 0 };
+	struct fs_ctx x = { .ruleset_fd = -1, .errbuf = errbuf, .errlen = errlen };
+	char (*res)[PATH_MAX] = NULL;
+	size_t attr_size = 8;
+	int rc;
+
+	*ruleset_fd = -1;
+	*verify_fd = -1;
+	x.handled = fs_handled_for_abi(abi);
+	attr.handled_access_fs = x.handled;
+	if (abi >= 4) {
+		attr.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP |
+					  LANDLOCK_ACCESS_NET_CONNECT_TCP;
+		attr_size = 16;
+	}
+	if (abi >= 6) {
+		attr.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
+		attr_size = 24;
+	}
+	if (spec->npaths > 0) {
+		res = calloc(spec->npaths, sizeof(*res));
+		if (!res)
+			return sandbox_err(errbuf, errlen, -ENOMEM, "landlock");
+	}
+	x.ruleset_fd = sandbox_ll_create_ruleset(&attr, attr_size, 0);
+	if (x.ruleset_fd < 0) {
+		rc = sandbox_err(errbuf, errlen, -errno, "landlock_create_ruleset (ABI %d)", abi);
+		goto out;
+	}
+	rc = fs_paths(&x, spec, res, report);
+	if (rc == 0 && abi >= 4)
+		rc = fs_ports(&x, spec);
+	if (rc < 0)
+		goto out;
+	*verify_fd = fs_verify_fd(spec, res);
+	sandbox_report_add(report, "landlock.fs", true, "%zu path rules, ABI %d", x.nrules, abi);
+	*ruleset_fd = x.ruleset_fd;
+	x.ruleset_fd = -1;
+out:
+	if (x.ruleset_fd >= 0)
+		close(x.ruleset_fd);
+	free(res);
+	return rc;
+}

@@ -1,0 +1,230 @@
+/*
+ * Filesystem escapes, attacked for real from a sandboxed child, each with a
+ * control case: read/write outside, symlink, hardlink, rename out/in, "..",
+ * truncate, DENY carve-outs, exec of /bin/cat on the stand-in ~/.ssh/id_rsa.
+ */
+#include "harness.h"
+#include "probe.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int try_symlink_read(void *arg)
+{
+	char *link = hp(H.ws, "newlink");
+
+	(void)arg;
+	if (symlink(H.secret, link) != 0)
+		return 200;  /* creating a symlink in ws must work */
+	return try_read(link);
+}
+
+static int try_hardlink(void *dst)
+{
+	return link(H.secret, dst) == 0 ? 0 : errno;
+}
+
+static int try_rename_out(void *dst)
+{
+	return rename(hp(H.ws, "file2"), dst) == 0 ? 0 : errno;
+}
+
+static int try_rename_in(void *arg)
+{
+	(void)arg;
+	return rename(hp(H.outside, "target"), hp(H.ws, "stolen")) == 0 ? 0 : errno;
+}
+
+static int try_truncate(void *path)
+{
+	return truncate(path, 0) == 0 ? 0 : errno;
+}
+
+static int try_list(void *path)
+{
+	DIR *d = opendir(path);
+
+	if (!d)
+		return errno;
+	closedir(d);
+	return 0;
+}
+
+START_TEST(test_read_outside)
+{
+	struct harness_spec hs;
+
+	harness_spec_init(&hs);
+	/* control: DAC lets the (dropped) user read it without the sandbox */
+	ck_assert_int_eq(harness_run_plain(try_read, H.secret), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ws, "file")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, H.secret), EACCES);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.outside, "target")), EACCES);
+	/* "..": resolved by the kernel, still outside */
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ws, "../home/.ssh/id_rsa")), EACCES);
+	/* pre-existing symlink in the workspace pointing at the key */
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ws, "link")), EACCES);
+	/* symlink created by the worker */
+	ck_assert_int_eq(harness_run(&hs, try_symlink_read, NULL), EACCES);
+}
+END_TEST
+
+START_TEST(test_exec_cat)
+{
+	struct harness_spec hs;
+	char out[256];
+	char *ok[] = { "/bin/cat", hp(H.ws, "file"), NULL };
+	char *bad[] = { "/bin/cat", H.secret, NULL };
+
+	harness_spec_init(&hs);
+	ck_assert_int_eq(harness_exec(&hs, ok, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "hello\n");
+	ck_assert_int_ne(harness_exec(&hs, bad, out, sizeof(out)), 0);
+	ck_assert_ptr_null(strstr(out, "PRIVATE"));
+}
+END_TEST
+
+START_TEST(test_exec_python)
+{
+	static const char code[] =
+		"import sys\n"
+		"try:\n"
+		"    open(sys.argv[1]).read()\n"
+		"    print('LEAKED')\n"
+		"except PermissionError:\n"
+		"    print('denied')\n"
+		"print(open(sys.argv[2]).read(), end='')\n";
+	struct harness_spec hs;
+	char out[256];
+	char *argv[] = { "/usr/bin/python3", "-S", "-c", (char *)code, H.secret, hp(H.ws, "file"),
+			 NULL };
+
+	if (access(argv[0], X_OK) != 0) {
+		fprintf(stderr, "not run: test_exec_python (no /usr/bin/python3)\n");
+		return;
+	}
+	harness_spec_init(&hs);
+	ck_assert_int_eq(harness_exec(&hs, argv, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "denied\nhello\n");
+}
+END_TEST
+
+START_TEST(test_write_outside)
+{
+	struct harness_spec hs;
+
+	harness_spec_init(&hs);
+	ck_assert_int_eq(harness_run_plain(try_create, hp(H.outside, "plain")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_create, hp(H.ws, "new")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_create, hp(H.outside, "new")), EACCES);
+	ck_assert_int_eq(harness_run(&hs, try_create, hp(H.ro, "new")), EACCES);
+	ck_assert_int_eq(access(hp(H.outside, "new"), F_OK), -1);
+	/* truncate: read-only path denied, workspace allowed */
+	ck_assert_int_eq(harness_run(&hs, try_truncate, hp(H.ro, "file")), EACCES);
+	ck_assert_int_eq(harness_run(&hs, try_truncate, hp(H.outside, "target")), EACCES);
+	ck_assert_int_eq(harness_run_plain(try_truncate, hp(H.ro, "file")), 0);
+}
+END_TEST
+
+START_TEST(test_link_rename)
+{
+	struct harness_spec hs;
+	int rc;
+
+	harness_spec_init(&hs);
+	/* control: without the sandbox the hardlink works (same fs, owned) */
+	ck_assert_int_eq(harness_run_plain(try_hardlink, hp(H.outside, "hl-control")), 0);
+	rc = harness_run(&hs, try_hardlink, hp(H.ws, "hl"));
+	ck_assert_msg(rc == EXDEV || rc == EACCES, "hardlink of the key into ws: %d", rc);
+	ck_assert_int_eq(access(hp(H.ws, "hl"), F_OK), -1);
+	rc = harness_run(&hs, try_rename_out, hp(H.outside, "file2"));
+	ck_assert_msg(rc == EXDEV || rc == EACCES, "rename out: %d", rc);
+	rc = harness_run(&hs, try_rename_in, NULL);
+	ck_assert_msg(rc == EXDEV || rc == EACCES, "rename in: %d", rc);
+	/* control: rename inside the workspace works */
+	ck_assert_int_eq(harness_run(&hs, try_rename_out, hp(H.ws, "sub/file2")), 0);
+	ck_assert_int_eq(rename(hp(H.ws, "sub/file2"), hp(H.ws, "file2")), 0);
+}
+END_TEST
+
+START_TEST(test_deny_carveout)
+{
+	struct harness_spec hs;
+
+	harness_spec_init(&hs);
+	harness_spec_add(&hs, H.home, SANDBOX_READ);
+	harness_spec_add(&hs, hp(H.home, ".ssh"), SANDBOX_DENY);
+	harness_spec_add(&hs, hp(H.ws, "secret"), SANDBOX_DENY);
+	ck_assert_int_eq(harness_run(&hs, try_read, H.secret), EACCES);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.home, ".bashrc")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_list, H.home), 0);
+	/* documented limit: READ_DIR of the split parent is inherited, so the
+	 * denied directory's names can be listed, never its contents read */
+	ck_assert_int_eq(harness_run(&hs, try_list, hp(H.home, ".ssh")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ws, "secret/key")), EACCES);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ws, "sub/ok")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ws, "file")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_list, H.ws), 0);
+	/* siblings keep the parent's access */
+	ck_assert_int_eq(harness_run(&hs, try_create, hp(H.ws, "sub/created")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_truncate, hp(H.ws, "file2")), 0);
+	/* documented consequence: no new entries directly in the split dir */
+	ck_assert_int_eq(harness_run(&hs, try_create, hp(H.ws, "created")), EACCES);
+	/* the denied dir cannot be renamed into a readable sibling */
+	ck_assert_int_ne(harness_run(&hs, try_rename_out, hp(H.ws, "secret/x")), 0);
+	if (access(hp(H.ws, "secret/x"), F_OK) == 0)
+		rename(hp(H.ws, "secret/x"), hp(H.ws, "file2"));
+	/* an allow equal to a deny: the deny wins */
+	harness_spec_add(&hs, hp(H.ws, "secret"), SANDBOX_READ);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ws, "secret/key")), EACCES);
+}
+END_TEST
+
+START_TEST(test_deny_regrant)
+{
+	struct harness_spec hs;
+
+	harness_spec_init(&hs);
+	harness_spec_add(&hs, H.home, SANDBOX_READ);
+	harness_spec_add(&hs, hp(H.home, ".ssh"), SANDBOX_DENY);
+	harness_spec_add(&hs, H.secret, SANDBOX_READ);
+	ck_assert_int_eq(harness_run(&hs, try_read, H.secret), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.home, ".bashrc")), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sandbox_fs");
+	TCase *tc = tcase_create("fs");
+	SRunner *sr;
+	int failed;
+
+	if (sandbox_probe()->landlock_abi < 6) {
+		fprintf(stderr, "SKIP: needs Landlock ABI >= 6 (kernel has %d)\n",
+			sandbox_probe()->landlock_abi);
+		return 77;
+	}
+
+	tcase_add_unchecked_fixture(tc, harness_setup, harness_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_read_outside);
+	tcase_add_test(tc, test_exec_cat);
+	tcase_add_test(tc, test_exec_python);
+	tcase_add_test(tc, test_write_outside);
+	tcase_add_test(tc, test_link_rename);
+	tcase_add_test(tc, test_deny_carveout);
+	tcase_add_test(tc, test_deny_regrant);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
