@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -569,6 +570,28 @@ static int spawn_creds(struct session *s, struct spawn_ctx *x, struct sandbox_sp
 	return 0;
 }
 
+/*
+ * Compile with the worker's filesystem identity: resolving the policy's
+ * paths and walking deny carve-outs must not see what the user cannot.
+ * setfsuid/setfsgid are per-thread, and this is the loop thread.
+ */
+static int spawn_compile_as(const struct session *s, const struct sandbox_spec *spec,
+			    struct sandbox_compiled **sc, char *why, size_t len)
+{
+	uid_t ouid;
+	gid_t ogid;
+	int rc;
+
+	if (geteuid() != 0 || s->uid == 0)
+		return sandbox_compile(spec, sc, why, len);
+	ouid = (uid_t)setfsuid(s->uid);
+	ogid = (gid_t)setfsgid(s->gid);
+	rc = sandbox_compile(spec, sc, why, len);
+	setfsuid(ouid);
+	setfsgid(ogid);
+	return rc;
+}
+
 int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_error *err)
 {
 	static char *const empty_env[] = { NULL };
@@ -625,7 +648,7 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 	 * (chmod/chown/utimes/xattr). Elsewhere the report says it is open. */
 	spec.readonly_mounts = sandbox_probe()->cap_sys_admin && sandbox_probe()->mountns;
 
-	rc = sandbox_compile(&spec, &sc, why, sizeof(why));
+	rc = spawn_compile_as(s, &spec, &sc, why, sizeof(why));
 	if (rc < 0) {
 		if (rc == -ENOENT)
 			rc = rpc_error_set(err, NONO_E_POLICY_INVALID, "policy.filesystem", "%s", why);
