@@ -27,7 +27,7 @@
 #define CONN_WRITE_CHUNK (256 * 1024)
 
 struct in_fd {
-	uint64_t pos; /* stream offset of the first byte it came with */
+	uint64_t pos; /* stream offset where the message it came with begins */
 	int fd;
 };
 
@@ -438,10 +438,19 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 			/* Half-close: answer what is complete, then close. */
 			break;
 		}
-		for (size_t i = 0; i < nfds; i++) {
-			c->in_fds[c->n_in_fds].pos = c->in_pos + evbuffer_get_length(c->in);
-			c->in_fds[c->n_in_fds].fd = fds[i];
-			c->n_in_fds++;
+		if (nfds > 0) {
+			/* A read ends right after the send that carried fds, and such a
+			 * send starts a message (PROTOCOL.md): the fds belong to the
+			 * last message that begins in this read. */
+			const char *lf = n > 1 ? memrchr(buf, '\n', (size_t)n - 1) : NULL;
+			uint64_t pos = c->in_pos + evbuffer_get_length(c->in) +
+				       (lf != NULL ? (uint64_t)(lf - buf) + 1 : 0);
+
+			for (size_t i = 0; i < nfds; i++) {
+				c->in_fds[c->n_in_fds].pos = pos;
+				c->in_fds[c->n_in_fds].fd = fds[i];
+				c->n_in_fds++;
+			}
 		}
 		if (evbuffer_add(c->in, buf, (size_t)n) < 0) {
 			conn_close(c, "out of memory");

@@ -188,7 +188,7 @@ void rpc_dispatch(struct conn *c, const char *buf, size_t len, int *fds, size_t 
 		fdpass_close_all(fds, nfds);
 		return;
 	}
-	if (req.id == NULL) {
+	if (rpc_request_is_notification(&req)) {
 		/* Protocol v1 defines no client notifications; JSON-RPC forbids answering them. */
 		log_debug("client %llu: ignoring notification '%.64s'",
 			  (unsigned long long)conn_id(c), req.method);

@@ -17,8 +17,16 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, size_
  * One recvmsg() into buf. Received fds are appended to fds[*nfds..cap) with
  * O_CLOEXEC; *nfds is updated. fds beyond cap, or any when the control
  * message was truncated (MSG_CTRUNC), are closed and *truncated is set to 1
- * so the caller can refuse the message. Returns bytes
- * read (0 = EOF) or -errno (-EAGAIN when nothing is ready on a nonblocking socket).
+ * so the caller can refuse the message; *truncated is never cleared here
+ * (initialize it to 0; it may be NULL). Returns bytes read (0 = EOF) or
+ * -errno (-EAGAIN when nothing is ready on a nonblocking socket).
+ *
+ * Which message owns the fds: Linux may return bytes sent without fds
+ * together with a later send that carries fds in one read, but it ends the
+ * read at the end of that fd-carrying send. So when senders start every
+ * fd-carrying message with its own fdpass_send() and put nothing after it
+ * in the same send, fds received by one read belong to the LAST message
+ * that begins in the bytes of that read.
  */
 ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fds, size_t *nfds,
 		    size_t cap, int *truncated);

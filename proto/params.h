@@ -35,12 +35,20 @@ const char *param_type_name(enum param_type t);
  * Check params (may be NULL: treated as {}) against spec (may be NULL: no
  * params allowed). Unknown members, missing required ones, wrong types and
  * out-of-range values are INVALID_PARAMS with err->field the dotted path
- * ("limits.memory"). Returns 0 or NONO_E_INVALID_PARAMS.
+ * ("limits.memory"; array elements as "env.pass[2]"). A member present with
+ * JSON null is a wrong type unless PARAM_ANY. Strings (also in
+ * PARAM_STRING_ARRAY) must be valid UTF-8 without NUL. Integers must be
+ * json_type_int within int64 (1.0 and 1e3 are refused). For arrays, max > 0
+ * bounds the element count. Returns 0 or NONO_E_INVALID_PARAMS.
  */
 int params_check(struct json_object *params, const struct param_spec *spec,
 		 struct rpc_error *err);
 
-/* Typed getters for handlers, after params_check. Borrowed results. */
+/*
+ * Typed getters for handlers, after params_check. Borrowed results. name may
+ * be a dotted path into nested objects ("limits.memory"). The default is
+ * returned when the member is absent, null or of another type.
+ */
 const char *params_str(struct json_object *params, const char *name, const char *def);
 int64_t params_int(struct json_object *params, const char *name, int64_t def);
 bool params_bool(struct json_object *params, const char *name, bool def);

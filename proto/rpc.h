@@ -2,6 +2,7 @@
 #ifndef PROTO_RPC_H
 #define PROTO_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <json-c/json.h>
 
@@ -10,7 +11,9 @@
 /*
  * A parsed request or notification. root is owned (release with
  * rpc_request_free); method, id and params borrow from root.
- * id is NULL for a notification. params is NULL when absent; when present
+ * id is NULL for a notification, and also for a request whose id is JSON
+ * null (json-c represents null as NULL): use rpc_request_is_notification()
+ * to decide whether to answer. params is NULL when absent; when present
  * it is always a JSON object (arrays are refused: nono uses named params).
  */
 struct rpc_request {
@@ -25,13 +28,20 @@ struct rpc_request {
  * *req. On failure returns a negative NONO_E_* code, fills *err, frees
  * everything, and sets *err_id to a NEW reference to the request id when
  * one could be recovered (else NULL) so the error response can echo it.
- * Refuses: invalid JSON or embedded NUL (PARSE), non-object or batch arrays,
- * "jsonrpc" != "2.0", missing/non-string/empty method, id not string/int/null
- * (fractional numbers, objects, arrays, booleans), params not object
- * (INVALID_REQUEST, with field naming the member), nesting deeper than 64.
+ * Refuses: invalid JSON or UTF-8, embedded NUL, trailing bytes other than
+ * whitespace, nesting deeper than 64 (PARSE); non-object or batch arrays,
+ * "jsonrpc" != "2.0", members other than jsonrpc/method/params/id,
+ * missing/non-string/empty/NUL-containing method or one over 128 bytes,
+ * id not string (<= 128 bytes)/int64/null (fractional numbers, objects,
+ * arrays, booleans), params not object (INVALID_REQUEST, with field naming
+ * the member). More than 65536 JSON values (a bound on json-c's ~100 bytes
+ * per value) is LIMIT_EXCEEDED.
  */
 int rpc_parse_request(const char *buf, size_t len, struct rpc_request *req,
 		      struct rpc_error *err, struct json_object **err_id);
+/* True when the message had no "id" member at all: send no response. */
+bool rpc_request_is_notification(const struct rpc_request *req);
+/* Release req->root and zero *req; NULL and a zeroed struct are no-ops. */
 void rpc_request_free(struct rpc_request *req);
 
 /* A parsed message received by a client. */
@@ -52,7 +62,13 @@ struct rpc_response {
 	char message[256];            /* ERROR only: the "message" member */
 };
 
-/* Parse a message received by a client. 0 or negative NONO_E_* (*err filled). */
+/*
+ * Parse a message received by a client, as strictly as requests: a
+ * notification (method, optional object params, no id) or a response (id
+ * plus exactly one of result/error; error is {code, message, data?} and data
+ * only {kind?, field?, detail?} strings, copied truncated to valid UTF-8).
+ * 0 or negative NONO_E_* (*err filled; *resp zeroed).
+ */
 int rpc_parse_response(const char *buf, size_t len, struct rpc_response *resp,
 		       struct rpc_error *err);
 void rpc_response_free(struct rpc_response *resp);
@@ -67,6 +83,7 @@ struct json_object *rpc_make_request(struct json_object *id /* borrowed, NULL = 
 				     struct json_object *params /* taken, may be NULL */);
 struct json_object *rpc_make_result(struct json_object *id /* borrowed, NULL -> null */,
 				    struct json_object *result /* taken, NULL -> {} */);
+/* Codes not in the error table go out as NONO_E_INTERNAL; err NULL likewise. */
 struct json_object *rpc_make_error(struct json_object *id /* borrowed, NULL -> null */,
 				   const struct rpc_error *err);
 

@@ -249,6 +249,24 @@ class SessionTest(unittest.TestCase):
         with os.fdopen(r, "rb") as f:
             self.assertEqual(f.read(), b"via-fds\nto-err\n")
 
+    def test_fds_belong_to_the_message_they_came_with(self):
+        # A pipelined request without fds, then one with fds, usually arrive in
+        # one read: the fds must go to the second message, not the first.
+        for _ in range(20):
+            r, w = os.pipe()
+            first = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "daemon.status"}).encode() + b"\n"
+            second = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "session.create",
+                                 "params": {"argv": ["true"], "cwd": self.ws, "environ": PATH_ENV,
+                                            "stdio": {"mode": "fds", "fds": [0, 0, 0]}}}).encode() + b"\n"
+            self.c.sock.sendall(first)
+            self.c.sock.sendmsg([second], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))])
+            os.close(w)
+            a, b = self.c.recv(), self.c.recv()
+            self.assertEqual(a["id"], 1)
+            self.assertIn("result", b, b)
+            self.c.call("session.wait", {"id": b["result"]["id"]})
+            os.close(r)
+
     def test_nonod_connection_cannot_be_passed_in(self):
         other = self.d.client()
         msg = {"jsonrpc": "2.0", "id": 5, "method": "session.create",
