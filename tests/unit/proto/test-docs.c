@@ -68,8 +68,11 @@ START_TEST(test_openrpc_params_checkable)
 			ck_assert(json_object_is_type(json_object_object_get(p, "required"),
 						      json_type_boolean));
 			ck_assert(json_object_object_get_ex(p, "schema", &schema));
-			ck_assert(json_object_is_type(json_object_object_get(schema, "type"),
-						      json_type_string));
+			/* A type, or a list of types for params that take several. */
+			v = json_object_object_get(schema, "type");
+			ck_assert(json_object_is_type(v, json_type_string) ||
+				  (json_object_is_type(v, json_type_array) &&
+				   json_object_array_length(v) > 0));
 		}
 	}
 	json_object_put(doc);
