@@ -6,5 +6,6 @@
 
 extern const struct method daemon_methods[];
 extern const struct method session_methods[];
+extern const struct method policy_methods[];
 
 #endif

@@ -18,6 +18,7 @@
 const struct method *const rpc_method_tables[] = {
 	daemon_methods,
 	session_methods,
+	policy_methods,
 	NULL,
 };
 

@@ -58,5 +58,13 @@ enum nono_error_code {
 /* Method names. */
 #define NONO_M_DAEMON_HELLO "daemon.hello"
 #define NONO_M_DAEMON_STATUS "daemon.status"
+#define NONO_M_SESSION_CREATE "session.create"
+#define NONO_M_SESSION_LIST "session.list"
+#define NONO_M_SESSION_GET "session.get"
+#define NONO_M_SESSION_WAIT "session.wait"
+#define NONO_M_SESSION_SIGNAL "session.signal"
+#define NONO_M_SESSION_KILL "session.kill"
+#define NONO_M_SESSION_OUTPUT "session.output"
+#define NONO_M_POLICY_VALIDATE "policy.validate"
 
 #endif /* NONO_PROTOCOL_H */

@@ -22,6 +22,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -110,6 +112,32 @@ static bool path_strictly_within(const char *p, const char *dir)
  * the missing components (which may not be "." or ".."). *exists says
  * whether the whole path exists.
  */
+/*
+ * Symlinks into /proc/self resolve to the compiling process, not the worker:
+ * a rule there would grant the worker this process's fds and files.
+ */
+static bool path_is_own_proc(const char *p)
+{
+	char own[32];
+
+	snprintf(own, sizeof(own), "/proc/%ld", (long)getpid());
+	return path_within(p, own) || path_within(p, "/proc/self") ||
+	       path_within(p, "/proc/thread-self");
+}
+
+/* Does resolving p cross a magic link (/proc/PID/fd/N, exe, cwd, root)? */
+static bool path_crosses_magic_link(const char *p)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, p, &how, sizeof(how));
+
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == ELOOP;
+}
+
 static int path_resolve(const char *in, char out[PATH_MAX], bool *exists)
 {
 	char buf[PATH_MAX], tmp[PATH_MAX];
@@ -121,7 +149,8 @@ static int path_resolve(const char *in, char out[PATH_MAX], bool *exists)
 		return -ENAMETOOLONG;
 	*exists = realpath(in, out) != NULL;
 	if (*exists)
-		return 0;
+		return path_is_own_proc(out) || path_is_own_proc(in) ||
+				       path_crosses_magic_link(in) ? -EXDEV : 0;
 	if (errno != ENOENT)
 		return -errno;
 	memcpy(buf, in, strlen(in) + 1);
@@ -286,6 +315,10 @@ static int fs_paths(struct fs_ctx *x, const struct sandbox_spec *spec, char (*re
 			return sandbox_err(x->errbuf, x->errlen, -EINVAL,
 					   "path rule %zu: bad access level", i);
 		rc = path_resolve(r->path, res[i], &exists);
+		if (rc == -EXDEV)
+			return sandbox_err(x->errbuf, x->errlen, -EINVAL,
+					   "%s resolves into /proc/self of the process compiling the "
+					   "sandbox, not the worker's: name the real path", r->path);
 		if (rc < 0)
 			return sandbox_err(x->errbuf, x->errlen, rc, "path rule %zu (%s)", i,
 					   r->path ? r->path : "(null)");

@@ -85,10 +85,9 @@ const struct policy_base_entry policy_base_profile[] = {
 	{ "/dev/tty", RW, true, "the controlling terminal (pty stdio mode)" },
 	{ "/dev/pts", RW, true, "pseudo-terminals for interactive tools" },
 	{ "/dev/ptmx", RW, true, "opening new pseudo-terminals (script, expect)" },
-	{ "/dev/fd", R, true, "bash process substitution (symlink to /proc/self/fd)" },
-	{ "/dev/stdin", R, true, "symlink into /proc/self/fd" },
-	{ "/dev/stdout", R, true, "symlink into /proc/self/fd" },
-	{ "/dev/stderr", R, true, "symlink into /proc/self/fd" },
+	/* No /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr: they are symlinks into
+	 * /proc/self, which the daemon would resolve to its own fds while
+	 * compiling. /proc below already covers them for the worker. */
 	/* Kernel interfaces, read-only. See the note on /proc at the top. */
 	{ "/proc", R, false, "/proc/self, cpuinfo, meminfo" },
 	{ "/sys/devices/system/cpu", R, true, "nproc, os.cpu_count()" },

@@ -123,6 +123,11 @@ class SessionTest(unittest.TestCase):
             ({"argv": ["true"], "cwd": "/", "policy": {"version": 1,
               "filesystem": {"read": ["/definitely/not/here"]}}}, E_POLICY, None),
             ({"argv": ["true"], "cwd": "/", "labels": {"a": 1}}, E_INVALID_PARAMS, "labels"),
+            # /dev/stdout -> /proc/self/fd/1 would be nonod's own fd, not the worker's.
+            ({"argv": ["true"], "cwd": "/", "policy": {"version": 1, "filesystem": {"read": ["/dev/stdout"]}}},
+             E_POLICY, "policy"),
+            ({"argv": ["true"], "cwd": "/", "policy": {"version": 1, "filesystem": {"read": ["/proc/self/fd"]}}},
+             E_POLICY, "policy"),
             ({"argv": ["true"], "cwd": "/", "bogus": 1}, E_INVALID_PARAMS, "bogus"),
             ({"argv": ["true"], "cwd": "/", "environ": big}, E_INVALID_PARAMS, "environ"),
         ]
