@@ -14,6 +14,7 @@
 #include "config.h"
 #include "conn.h"
 #include "daemon.h"
+#include "vault.h"
 #include "db.h"
 #include "log.h"
 #include "notify.h"
@@ -211,6 +212,30 @@ static void daemon_raise_nofile(void)
 	}
 }
 
+/*
+ * The vault: a missing or wrong master key is logged (naming the provider)
+ * and reported by daemon.status; the daemon still runs and secret.* answer
+ * backend_unavailable. Stored secrets are never touched.
+ */
+static char vault_error[sizeof(((struct vault_err *)0)->msg)];
+
+const char *nonod_vault_error(void)
+{
+	return vault_error[0] != '\0' ? vault_error : NULL;
+}
+
+static void daemon_open_vault(void)
+{
+	struct vault_options vo = {
+		.secret_service = nonod->mode == NONOD_MODE_USER,
+		.secret_service_uid = getuid(),
+	};
+	struct vault_err ve;
+
+	if (vault_open(nonod->db, nonod->state_dir, &vo, &nonod->vault, &ve) < 0)
+		snprintf(vault_error, sizeof(vault_error), "%s", ve.msg);
+}
+
 int nonod_init(const struct nonod_options *o)
 {
 	char err[1024], *dbpath = NULL;
@@ -246,6 +271,7 @@ int nonod_init(const struct nonod_options *o)
 	if ((rc = db_migrate(nonod->db, "daemon", daemon_schema,
 			     sizeof(daemon_schema) / sizeof(daemon_schema[0]))) < 0)
 		return rc;
+	daemon_open_vault();
 
 	nonod->base = event_base_new();
 	if (nonod->base == NULL) {
@@ -308,6 +334,8 @@ void nonod_fini(void)
 		event_base_loop(nonod->base, EVLOOP_NONBLOCK);
 		event_base_free(nonod->base);
 	}
+	vault_free(nonod->vault);
+	nonod->vault = NULL;
 	db_close(nonod->db);
 	config_free(nonod->cfg);
 	free(nonod->state_dir);

@@ -58,6 +58,8 @@ int nonod_run(void);
 void nonod_fini(void);
 
 const char *nonod_mode_name(enum nonod_mode m);
+/* Why the vault could not be opened, or NULL. */
+const char *nonod_vault_error(void);
 /* The kernel's sandbox features, for daemon.status (new object). */
 struct json_object *daemon_sandbox_json(void);
 uint64_t nonod_now_ms(void); /* CLOCK_MONOTONIC, milliseconds */

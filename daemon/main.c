@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "nono-protocol.h"
+#include "vault.h"
 
 static void usage(FILE *f)
 {
@@ -115,6 +116,9 @@ int main(int argc, char **argv)
 	if (verbose > 0)
 		o.log_level = LOG_LEVEL_DEBUG;
 	log_init("nonod", verbose > 0 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	/* Before any secret is in memory: no core dumps, no same-uid ptrace. */
+	if (vault_harden_process() < 0)
+		return 1;
 
 	if (config_path == NULL) {
 		char *d = systemd_dir("CONFIGURATION_DIRECTORY");

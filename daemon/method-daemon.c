@@ -92,6 +92,7 @@ static int daemon_status(struct rpc_call *call, struct json_object **result,
 	json_object_object_add(r, "state_dir", json_object_new_string(nonod->state_dir));
 	json_object_object_add(r, "clients", json_object_new_int64(nonod->nclients));
 	json_object_object_add(r, "sandbox", daemon_sandbox_json());
+	json_object_object_add(r, "vault", secret_status_json(nonod_vault_error()));
 	*result = r;
 	return 0;
 }

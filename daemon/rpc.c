@@ -17,6 +17,7 @@
 
 const struct method *const rpc_method_tables[] = {
 	daemon_methods,
+	secret_methods,
 	session_methods,
 	policy_methods,
 	NULL,

@@ -58,6 +58,11 @@ enum nono_error_code {
 /* Method names. */
 #define NONO_M_DAEMON_HELLO "daemon.hello"
 #define NONO_M_DAEMON_STATUS "daemon.status"
+#define NONO_M_SECRET_SET "secret.set"
+#define NONO_M_SECRET_LIST "secret.list"
+#define NONO_M_SECRET_INFO "secret.info"
+#define NONO_M_SECRET_DELETE "secret.delete"
+#define NONO_M_SECRET_ROTATE_KEY "secret.rotate_key"
 #define NONO_M_SESSION_CREATE "session.create"
 #define NONO_M_SESSION_LIST "session.list"
 #define NONO_M_SESSION_GET "session.get"

@@ -4,6 +4,7 @@
  * has no key says -ENOKEY and the next one is tried; a provider that has a
  * key it cannot use (bad size, unsafe file mode) fails closed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -187,7 +188,8 @@ static int load_keychain(const struct keyprov_cfg *cfg, struct secbuf **out, cha
 		return vault_errf(err, -ENOKEY, "macOS Keychain %s (absent)", src);
 	if (st != errSecSuccess || data == NULL)
 		return vault_errf(err, -EACCES, "macOS Keychain %s: error %d", src, (int)st);
-	rc = vault_key_parse(CFDataGetBytePtr(data), (size_t)CFDataGetLength(data), out);
+	rc = vault_key_parse(CFDataGetBytePtr((CFDataRef)data), (size_t)CFDataGetLength((CFDataRef)data),
+			     out);
 	CFRelease(data);
 	if (rc < 0)
 		return vault_errf(err, -EINVAL, "macOS Keychain %s is not a master key", src);
@@ -303,6 +305,31 @@ fail:
 	return vault_errf(err, rc, "cannot create key file %s: %s", path, strerror(-rc));
 }
 
+/* Remove temp files a crash inside keyprov_file_create left next to path. */
+void keyprov_file_sweep(const char *path)
+{
+	char dir[PATH_MAX], base[PATH_MAX], pfx1[PATH_MAX + 8], pfx2[PATH_MAX + 16];
+	struct dirent *de;
+	DIR *d;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
+	    snprintf(base, sizeof(base), "%s", path) >= (int)sizeof(base))
+		return;
+	snprintf(pfx1, sizeof(pfx1), "%s.tmp", basename(base));
+	snprintf(pfx2, sizeof(pfx2), "%s.next.tmp", basename(base));
+	d = opendir(dirname(dir));
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, pfx1, strlen(pfx1)) != 0 &&
+		    strncmp(de->d_name, pfx2, strlen(pfx2)) != 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_warnx("removed %s/%s left by an interrupted key write", dir, de->d_name);
+	}
+	closedir(d);
+}
+
 int keyprov_file_commit(const char *from, const char *to)
 {
 	if (rename(from, to) < 0)
@@ -330,6 +357,41 @@ static int load_file(const struct keyprov_cfg *cfg, struct secbuf **out, char *s
 typedef int (*load_fn)(const struct keyprov_cfg *, struct secbuf **, char *, size_t,
 		       struct vault_err *);
 
+static load_fn provider_fn(enum vault_provider p)
+{
+	switch (p) {
+	case VAULT_PROV_CREDENTIAL: return load_credential;
+	case VAULT_PROV_KEYRING: return load_keyring;
+#ifdef __APPLE__
+	case VAULT_PROV_KEYCHAIN: return load_keychain;
+#endif
+	case VAULT_PROV_FILE: return load_file;
+	default: return NULL;
+	}
+}
+
+int keyprov_load_next(const struct keyprov_cfg *cfg, enum vault_provider p,
+		      struct secbuf **master, char *source, size_t source_len,
+		      struct vault_err *err)
+{
+	char cred[NAME_MAX + 1], desc[256], file[PATH_MAX];
+	struct keyprov_cfg next = *cfg;
+	load_fn fn = provider_fn(p);
+
+	*master = NULL;
+	if (fn == NULL)
+		return vault_errf(err, -ENOTSUP, "provider %s unavailable", vault_provider_str(p));
+	if (snprintf(cred, sizeof(cred), "%s.next", cfg->credential_name) >= (int)sizeof(cred) ||
+	    snprintf(desc, sizeof(desc), "%s.next", cfg->keyring_desc) >= (int)sizeof(desc) ||
+	    snprintf(file, sizeof(file), "%s.next", cfg->key_file) >= (int)sizeof(file))
+		return vault_errf(err, -ENAMETOOLONG, "key name too long");
+	next.credential_name = cred;
+	next.keyring_desc = desc;
+	next.key_file = file;
+	next.may_create = false;
+	return fn(&next, master, source, source_len, err);
+}
+
 int keyprov_load(const struct keyprov_cfg *cfg, struct secbuf **master,
 		 enum vault_provider *prov, char *source, size_t source_len,
 		 struct vault_err *err)
@@ -337,26 +399,17 @@ int keyprov_load(const struct keyprov_cfg *cfg, struct secbuf **master,
 	static const enum vault_provider order[] = {
 		VAULT_PROV_CREDENTIAL, VAULT_PROV_KEYRING, VAULT_PROV_KEYCHAIN, VAULT_PROV_FILE,
 	};
-	char looked[sizeof(err->msg)] = "";
+	char looked[sizeof(struct vault_err)] = "";
 	struct vault_err e;
 
 	*master = NULL;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		enum vault_provider p = order[i];
-		load_fn fn = NULL;
+		load_fn fn = provider_fn(p);
 		int rc;
 
 		if (cfg->want != VAULT_PROV_NONE && cfg->want != p)
 			continue;
-		switch (p) {
-		case VAULT_PROV_CREDENTIAL: fn = load_credential; break;
-		case VAULT_PROV_KEYRING: fn = load_keyring; break;
-#ifdef __APPLE__
-		case VAULT_PROV_KEYCHAIN: fn = load_keychain; break;
-#endif
-		case VAULT_PROV_FILE: fn = load_file; break;
-		default: break;
-		}
 		if (fn == NULL) {
 			if (cfg->want == p)
 				return vault_errf(err, -ENOTSUP, "master-key provider %s is not available "

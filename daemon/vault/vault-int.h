@@ -3,6 +3,7 @@
 #define VAULT_VAULT_INT_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <openssl/evp.h>
 
 #include "vault.h"
@@ -69,10 +70,20 @@ int vault_provider_parse(const char *s);
 int keyprov_load(const struct keyprov_cfg *cfg, struct secbuf **master,
 		 enum vault_provider *prov, char *source, size_t source_len,
 		 struct vault_err *err);
+/*
+ * The provider's "next" key, for rotation: credential <name>.next, keyring
+ * <desc>.next, keychain account <desc>.next, key file <path>.next. Never
+ * creates one. -ENOKEY when absent.
+ */
+int keyprov_load_next(const struct keyprov_cfg *cfg, enum vault_provider p,
+		      struct secbuf **master, char *source, size_t source_len,
+		      struct vault_err *err);
 /* key-file rotation: write a fresh random key to path (O_EXCL, 0600, fsync). */
 int keyprov_file_create(const char *path, struct secbuf **master, struct vault_err *err);
 /* Read a key file, checking type, owner and mode. -ENOENT if absent. */
 int keyprov_file_read(const char *path, struct secbuf **master, struct vault_err *err);
+/* Remove <path>.tmp* and <path>.next.tmp* left by a crash while writing a key. */
+void keyprov_file_sweep(const char *path);
 /* rename(from, to) and fsync the directory. */
 int keyprov_file_commit(const char *from, const char *to);
 
@@ -87,6 +98,29 @@ int sss_lookup(struct sss *s, const char *name, struct secbuf *out, struct vault
 int sss_list(struct sss *s, int (*fn)(void *ctx, const char *name), void *ctx,
 	     struct vault_err *err);
 
+/* ---- cache.c: sealed rows for vault_render ---- */
+
+#define VAULT_CACHE_SLOTS 1024 /* power of two */
+#define VAULT_CACHE_TTL 30     /* seconds */
+
+struct vault_cache_ent {
+	uint32_t owner;
+	char name[VAULT_NAME_MAX + 1];
+	unsigned char *sealed;       /* ciphertext only; NULL = empty slot */
+	size_t len;
+	int64_t fetched;             /* when read from the database */
+	int64_t last_used;           /* as last written to the database */
+	bool from_sss;               /* a Secret Service value, sealed by us for the cache */
+};
+
+struct vault;
+struct vault_cache_ent *vault_cache_get(struct vault *v, uint32_t owner, const char *name,
+					int64_t now);
+struct vault_cache_ent *vault_cache_put(struct vault *v, uint32_t owner, const char *name,
+					const void *sealed, size_t len, int64_t last_used,
+					int64_t now, bool from_sss);
+void vault_cache_forget(struct vault *v, uint32_t owner, const char *name);
+
 /* ---- the vault ---- */
 
 struct vault {
@@ -94,14 +128,20 @@ struct vault {
 	enum vault_provider prov;
 	char source[PATH_MAX];
 	char key_file[PATH_MAX];
+	char credential_name[NAME_MAX + 1];
+	char keyring_desc[256];
 	struct vault_keys keys;
 	struct secbuf *scratch;      /* unsealed values, VAULT_VALUE_MAX */
+	struct secbuf *render;       /* vault_render_cb's output, made on first use */
 	sqlite3_stmt *st_get;        /* cached: sealed, last_used by owner+name */
 	sqlite3_stmt *st_touch;      /* cached: last_used update */
+	struct vault_cache_ent *cache; /* VAULT_CACHE_SLOTS entries */
 	struct sss *sss;             /* NULL when the backend is off */
 	uid_t sss_uid;
+	bool sss_warned;             /* a listing failure was logged once */
 	unsigned long corrupt;
-	bool tx_nested;             /* current transaction is a SAVEPOINT */
+	unsigned int tx_depth;       /* vault transactions open (vault_tx_begin) */
+	bool tx_outer_savepoint;     /* the outermost one nests in the caller's */
 };
 
 /* Format err->msg (err may be NULL) and return code. */
@@ -114,6 +154,13 @@ int vault_tx_commit(struct vault *v);
 void vault_tx_rollback(struct vault *v);
 
 int64_t vault_now(void);
+
+/* Find name for owner (vault, then Secret Service) and unseal it into out. */
+int vault_resolve(struct vault *v, uid_t owner, const char *name, struct secbuf *out,
+		  enum vault_backend *backend, struct vault_err *err);
+
+/* The provider configuration this vault was opened with (want = its provider). */
+void vault_keyprov_cfg(const struct vault *v, struct keyprov_cfg *cfg);
 
 /* Store the KCV of k and the provider name in vault_meta (inside a transaction). */
 int vault_store_kcv(struct vault *v, const struct vault_keys *k);

@@ -52,23 +52,52 @@ int64_t vault_now(void)
 	return (int64_t)time(NULL);
 }
 
+/*
+ * The outermost vault transaction is BEGIN IMMEDIATE (the write lock up front,
+ * so two writers never deadlock on a lock upgrade), or a SAVEPOINT when the
+ * caller already has a transaction open; inner ones are SAVEPOINTs.
+ */
 int vault_tx_begin(struct vault *v)
 {
-	v->tx_nested = !sqlite3_get_autocommit(v->db);
-	return db_exec(v->db, v->tx_nested ? "SAVEPOINT vault;" : "BEGIN IMMEDIATE;");
+	bool savepoint;
+	int rc;
+
+	if (v->tx_depth == 0)
+		v->tx_outer_savepoint = !sqlite3_get_autocommit(v->db);
+	savepoint = v->tx_depth > 0 || v->tx_outer_savepoint;
+	rc = db_exec(v->db, savepoint ? "SAVEPOINT vault;" : "BEGIN IMMEDIATE;");
+	if (rc == 0)
+		v->tx_depth++;
+	return rc;
 }
 
+/* On failure the transaction stays open: the caller rolls it back. */
 int vault_tx_commit(struct vault *v)
 {
-	return db_exec(v->db, v->tx_nested ? "RELEASE vault;" : "COMMIT;");
+	bool outer = v->tx_depth == 1 && !v->tx_outer_savepoint;
+	int rc;
+
+	if (v->tx_depth == 0)
+		return -EINVAL;
+	rc = db_exec(v->db, outer ? "COMMIT;" : "RELEASE vault;");
+	if (rc == 0)
+		v->tx_depth--;
+	return rc;
 }
 
 void vault_tx_rollback(struct vault *v)
 {
-	if (v->tx_nested)
+	bool outer = v->tx_depth == 1 && !v->tx_outer_savepoint;
+
+	if (v->tx_depth == 0)
+		return;
+	v->tx_depth--;
+	if (outer) {
+		if (!sqlite3_get_autocommit(v->db))
+			db_exec(v->db, "ROLLBACK;");
+	} else {
 		db_exec(v->db, "ROLLBACK TO vault; RELEASE vault;");
-	else if (!sqlite3_get_autocommit(v->db))
-		db_exec(v->db, "ROLLBACK;");
+	}
 }
 
 bool vault_name_valid(const char *name)
@@ -186,6 +215,50 @@ static void verify_rows(struct vault *v)
 	sqlite3_finalize(st);
 }
 
+void vault_keyprov_cfg(const struct vault *v, struct keyprov_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->want = v->prov;
+	cfg->credential_name = v->credential_name;
+	cfg->keyring_desc = v->keyring_desc;
+	cfg->key_file = v->key_file;
+}
+
+/*
+ * After a rotation with the credential/keyring/keychain provider, the vault
+ * is sealed under the provider's "next" key until the operator promotes it:
+ * accept that key (and say so) when the main one does not match.
+ */
+static int use_next_key(struct vault *v, const unsigned char *kcv, bool *matched)
+{
+	struct keyprov_cfg cfg;
+	struct secbuf *nk = NULL;
+	struct vault_keys keys;
+	unsigned char got[VAULT_KCV_LEN];
+	char src[PATH_MAX];
+
+	vault_keyprov_cfg(v, &cfg);
+	if (keyprov_load_next(&cfg, v->prov, &nk, src, sizeof(src), NULL) < 0)
+		return 0;
+	if (vault_keys_init(&keys, nk) < 0) {
+		secbuf_free(nk);
+		return -EIO;
+	}
+	secbuf_free(nk);
+	vault_keys_kcv(&keys, got);
+	if (CRYPTO_memcmp(got, kcv, VAULT_KCV_LEN) != 0) {
+		vault_keys_clear(&keys);
+		return 0;
+	}
+	log_warnx("the vault is sealed under %s (a rotation's new key): make it the main key "
+		  "(%s) of %s", src, v->source, vault_provider_str(v->prov));
+	vault_keys_clear(&v->keys);
+	v->keys = keys;
+	snprintf(v->source, sizeof(v->source), "%s", src);
+	*matched = true;
+	return 0;
+}
+
 /* Finish (the new key matches) or discard (it does not) an interrupted key-file rotation. */
 static int recover_rotation(struct vault *v, const unsigned char *kcv, bool *matched,
 			    struct vault_err *err)
@@ -256,6 +329,10 @@ static int check_key(struct vault *v, bool fresh, struct vault_err *err)
 		rc = recover_rotation(v, want, &matched, err);
 		if (rc < 0)
 			return rc;
+	} else if (!matched) {
+		rc = use_next_key(v, want, &matched);
+		if (rc < 0)
+			return vault_errf(err, rc, "cannot derive keys");
 	}
 	if (matched)
 		return 0;
@@ -315,16 +392,25 @@ int vault_open(sqlite3 *db, const char *state_dir, const struct vault_options *o
 		rc = vault_errf(err, -EBADMSG, "vault holds sealed rows but no key check value: refused");
 		goto fail;
 	}
+	if (snprintf(v->credential_name, sizeof(v->credential_name) - 5, "%s",
+		     opts->credential_name != NULL ? opts->credential_name : "nono.master-key") >=
+		    (int)sizeof(v->credential_name) - 5 ||
+	    snprintf(v->keyring_desc, sizeof(v->keyring_desc) - 5, "%s",
+		     opts->keyring_desc != NULL ? opts->keyring_desc : "nono:master") >=
+		    (int)sizeof(v->keyring_desc) - 5) {
+		rc = vault_errf(err, -ENAMETOOLONG, "credential name or keyring description too long");
+		goto fail;
+	}
 	cfg.want = (enum vault_provider)want;
-	cfg.credential_name = opts->credential_name != NULL ? opts->credential_name : "nono.master-key";
-	cfg.keyring_desc = opts->keyring_desc != NULL ? opts->keyring_desc : "nono:master";
+	cfg.credential_name = v->credential_name;
+	cfg.keyring_desc = v->keyring_desc;
 	cfg.key_file = v->key_file;
 	cfg.may_create = fresh;
 	rc = keyprov_load(&cfg, &master, &v->prov, v->source, sizeof(v->source), err);
 	if (rc < 0) {
 		char sealed_by[64];
 		int n = meta_get(db, "provider", sealed_by, sizeof(sealed_by) - 1);
-		if (rc == -ENOKEY && n > 0 && err != NULL) {
+		if (rc == -ENOKEY && n > 0) {
 			sealed_by[n] = '\0';
 			size_t l = strlen(err->msg);
 			snprintf(err->msg + l, sizeof(err->msg) - l, "; this vault was sealed via %s",
@@ -332,6 +418,8 @@ int vault_open(sqlite3 *db, const char *state_dir, const struct vault_options *o
 		}
 		goto fail;
 	}
+	if (v->prov == VAULT_PROV_FILE)
+		keyprov_file_sweep(v->key_file);
 	rc = vault_keys_init(&v->keys, master);
 	secbuf_free(master);
 	if (rc < 0) {
@@ -341,6 +429,11 @@ int vault_open(sqlite3 *db, const char *state_dir, const struct vault_options *o
 	rc = secbuf_new(VAULT_VALUE_MAX, &v->scratch);
 	if (rc < 0) {
 		rc = vault_errf(err, rc, "out of memory");
+		goto fail;
+	}
+	v->cache = calloc(VAULT_CACHE_SLOTS, sizeof(*v->cache));
+	if (v->cache == NULL) {
+		rc = vault_errf(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	rc = check_key(v, fresh, err);
@@ -382,7 +475,10 @@ void vault_free(struct vault *v)
 	sqlite3_finalize(v->st_touch);
 	vault_keys_clear(&v->keys);
 	secbuf_free(v->scratch);
+	secbuf_free(v->render);
 	sss_free(v->sss);
+	vault_cache_flush(v);
+	free(v->cache);
 	free(v);
 }
 

@@ -56,7 +56,8 @@
 
 #define VAULT_NAME_MAX 128
 #define VAULT_VALUE_MAX (64 * 1024)
-#define VAULT_RENDER_MAX (64 * 1024)  /* longest rendered template */
+#define VAULT_RENDER_MAX (64 * 1024)  /* longest template and rendered value */
+#define VAULT_BLOB_MAX (1024 * 1024)
 
 struct vault;
 
@@ -70,7 +71,7 @@ struct vault_options {
 };
 
 struct vault_err {
-	char msg[256];
+	char msg[512];
 };
 
 enum vault_backend {
@@ -147,12 +148,25 @@ int vault_render_cb(void *ctx, uid_t owner, const char *tmpl, char *out,
 		    size_t outlen, size_t *len);
 
 /*
+ * vault_render keeps up to 1024 sealed rows (ciphertext only; Secret Service
+ * values are sealed by the vault first) for up to 30 s;
+ * set, delete and rotation keep it coherent. Call this after changing the
+ * database behind the vault's back (tests, offline maintenance).
+ */
+void vault_cache_flush(struct vault *v);
+
+/*
  * Re-seal every secret and stored blob under a new master key in one
- * transaction. key-file provider: a new random key is written next to the
- * old one, the transaction commits, then the file is renamed into place
- * (vault_open finishes or discards an interrupted rotation). Other
- * providers: -EOPNOTSUPP (provision a new key there and re-import).
- * Any row that fails to unseal aborts the rotation, named in err.
+ * transaction. Any row that fails to unseal aborts the rotation (nothing
+ * changes), named in err.
+ *  key-file: a new random key is written to <file>.next, the transaction
+ *    commits, then the file is renamed into place (vault_open finishes or
+ *    discards an interrupted rotation).
+ *  systemd-credential / kernel-keyring / macos-keychain: the operator first
+ *    provisions the new key under the same name plus ".next" (credential
+ *    nono.master-key.next, keyring user key nono:master.next); the vault
+ *    re-seals under it, and keeps accepting it as "next" (with a warning at
+ *    open) until the operator makes it the main key. -ENOKEY if absent.
  */
 int vault_rotate_key(struct vault *v, struct vault_err *err);
 
@@ -173,6 +187,16 @@ int vault_blob_store(struct vault *v, const char *purpose, const void *plain, si
 /* -ENOENT when none is stored. */
 int vault_blob_load(struct vault *v, const char *purpose, struct secbuf **out,
 		    struct vault_err *err);
+
+/*
+ * The proxy's CA persistence callbacks (proxy_config.load_ca/store_ca, ctx =
+ * the vault): the CA certificate and key are the sealed blobs
+ * "proxy-ca-cert" and "proxy-ca-key", stored together in one transaction.
+ * load returns -ENOENT when none is stored; its strings are malloc()ed and
+ * owned by the caller (who wipes the key).
+ */
+int vault_proxy_ca_load(void *ctx, char **cert_pem, char **key_pem);
+int vault_proxy_ca_store(void *ctx, const char *cert_pem, const char *key_pem);
 
 /*
  * Make the calling process non-dumpable (PR_SET_DUMPABLE 0: no core file,
