@@ -76,6 +76,10 @@ struct conn *conn_ref(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
+	size_t n = evbuffer_get_length(c->in);
+
+	if (n > 0)
+		explicit_bzero(evbuffer_pullup(c->in, -1), n);
 	evbuffer_free(c->in);
 	evbuffer_free(c->out);
 	free(c);
@@ -396,6 +400,8 @@ static void conn_process(struct conn *c)
 		rpc_dispatch(c, p, mlen, fds, nfds);
 		if (c->dead)
 			break;
+		/* Requests may carry secret values (secret.set): leave no copy behind. */
+		explicit_bzero((void *)p, mlen + 1);
 		evbuffer_drain(c->in, mlen + 1);
 		c->in_pos += mlen + 1;
 	}
@@ -453,9 +459,11 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 		if (evbuffer_add(c->in, buf, (size_t)n) < 0) {
+			explicit_bzero(buf, (size_t)n);
 			conn_close(c, "out of memory");
 			return;
 		}
+		explicit_bzero(buf, (size_t)n);
 		total += (size_t)n;
 		/* Don't buffer far beyond one message: process as we go. */
 		if (evbuffer_get_length(c->in) > nonod->cfg->max_message)
