@@ -23,6 +23,14 @@ static struct json_object *daemon_features(void)
 
 	json_object_array_add(a, json_object_new_string("fd-passing"));
 	json_object_array_add(a, json_object_new_string("notifications"));
+	json_object_array_add(a, json_object_new_string("sessions"));
+	json_object_array_add(a, json_object_new_string("policy"));
+	if (nonod->vault != NULL)
+		json_object_array_add(a, json_object_new_string("secrets"));
+	if (nonod->snap != NULL)
+		json_object_array_add(a, json_object_new_string("snapshots"));
+	if (nonod->proxy != NULL)
+		json_object_array_add(a, json_object_new_string("proxy"));
 	return a;
 }
 
