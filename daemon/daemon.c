@@ -56,9 +56,14 @@ uint64_t nonod_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The kernel's features do not change while we run: build the JSON once. */
 struct json_object *daemon_sandbox_json(void)
 {
-	return sandbox_features_to_json(sandbox_probe());
+	static struct json_object *cached;
+
+	if (cached == NULL)
+		cached = sandbox_features_to_json(sandbox_probe());
+	return json_object_get(cached);
 }
 
 /* mkdir -p with mode for the last component; the state dir must be private. */

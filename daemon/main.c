@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "build-config.h"
 #include "config.h"
 #include "daemon.h"
@@ -156,6 +158,8 @@ int main(int argc, char **argv)
 		} else if ((rt = getenv("XDG_RUNTIME_DIR")) != NULL && rt[0] == '/') {
 			if (asprintf(&socket_path, "%s/%s", rt, NONO_USER_SOCKET_REL) < 0)
 				socket_path = NULL;
+		} else if (sd_listen_fds(0) > 0) {
+			socket_path = strdup(""); /* the service manager's socket is used */
 		} else {
 			log_errorx("XDG_RUNTIME_DIR is not set: pass --socket PATH (or set NONO_SOCKET)");
 			return 1;

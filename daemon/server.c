@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
+#include "activation-launchd.h"
 #include "config.h"
 #include "conn.h"
 #include "daemon.h"
@@ -144,12 +145,35 @@ static int server_remove_stale(const char *path, const struct sockaddr_un *sun)
 	return 0;
 }
 
+/* The socket launchd made for us (macOS; -ENOTSUP elsewhere). */
+static int server_launchd(int *fd)
+{
+	int *fds = NULL, rc;
+	size_t n = 0;
+
+	rc = activation_launchd_fds(ACTIVATION_LAUNCHD_SOCKET_NAME, &fds, &n);
+	if (rc < 0)
+		return rc == -ENOTSUP || rc == -ESRCH ? 0 : rc;
+	if (n != 1) {
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
+		free(fds);
+		log_errorx("launchd passed %zu sockets; nonod takes exactly one", n);
+		return -EINVAL;
+	}
+	*fd = fds[0];
+	free(fds);
+	return 1;
+}
+
 static int server_activated(char **path_out)
 {
 	struct sockaddr_un sun;
 	socklen_t len = sizeof(sun);
 	int n = sd_listen_fds(1), fd = SD_LISTEN_FDS_START;
 
+	if (n == 0)
+		n = server_launchd(&fd);
 	if (n <= 0)
 		return n; /* 0: not socket-activated */
 	if (n > 1) {
