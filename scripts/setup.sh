@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh
-[ -d build ] || meson setup build --prefix=/usr/local
+[ -d build ] || meson setup build --prefix=/usr/local -Dtests=false
 meson compile -C build
 meson install -C build --quiet
 
