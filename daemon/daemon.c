@@ -15,6 +15,8 @@
 #include "conn.h"
 #include "daemon.h"
 #include "vault.h"
+#include "audit.h"
+#include "proxy.h"
 #include "db.h"
 #include "log.h"
 #include "notify.h"
@@ -229,6 +231,59 @@ const char *nonod_vault_error(void)
 	return vault_error[0] != '\0' ? vault_error : NULL;
 }
 
+/* Without a vault nothing can be injected: refuse, naming no value. */
+static int daemon_no_render(void *ctx, uid_t owner, const char *tmpl, char *out, size_t outlen,
+			    size_t *len)
+{
+	return -ENOKEY;
+}
+
+/*
+ * The proxy: its CA key is sealed by the vault, header values come from the
+ * vault, and every request goes to the audit trail. resolve_override and
+ * proxy_extra_ca are read at start (a reload does not change them).
+ */
+static void daemon_open_proxy(void)
+{
+	struct proxy_override *ov = NULL;
+	struct proxy_config pc = {
+		.upstream_ca_file = nonod->cfg->proxy_extra_ca,
+		.audit = audit_proxy_record,
+		.render = daemon_no_render,
+	};
+	size_t n = 0;
+
+	while (nonod->cfg->resolve_override != NULL && nonod->cfg->resolve_override[n] != NULL)
+		n++;
+	ov = calloc(n + 1, sizeof(*ov));
+	if (ov == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char *eq = strchr(nonod->cfg->resolve_override[i], '=');
+
+		*eq = '\0'; /* validated by config.c: "name:port=addr:port" */
+		ov[i].name_port = nonod->cfg->resolve_override[i];
+		ov[i].addr_port = eq + 1;
+	}
+	pc.overrides = ov;
+	pc.n_overrides = n;
+	if (nonod->vault != NULL) {
+		pc.load_ca = vault_proxy_ca_load;
+		pc.store_ca = vault_proxy_ca_store;
+		pc.ca_ctx = nonod->vault;
+		pc.render = vault_render_cb;
+		pc.render_ctx = nonod->vault;
+	}
+	nonod->proxy = proxy_new(nonod->base, &pc);
+	for (size_t i = 0; i < n; i++) {
+		char *entry = nonod->cfg->resolve_override[i];
+		entry[strlen(entry)] = '=';
+	}
+	free(ov);
+	if (nonod->proxy == NULL)
+		log_errorx("the proxy did not start: sessions with network rules will be refused");
+}
+
 static void daemon_open_vault(void)
 {
 	struct vault_options vo = {
@@ -276,17 +331,21 @@ int nonod_init(const struct nonod_options *o)
 	if ((rc = db_migrate(nonod->db, "daemon", daemon_schema,
 			     sizeof(daemon_schema) / sizeof(daemon_schema[0]))) < 0)
 		return rc;
-	daemon_open_vault();
-
 	nonod->base = event_base_new();
 	if (nonod->base == NULL) {
 		log_errorx("event_base_new failed");
 		return -ENOMEM;
 	}
+	/* The socket (and its lock) first: a second nonod stops here, before
+	 * it touches the vault or anything else in the state directory. */
 	rc = server_open(o->socket_path, nonod->mode == NONOD_MODE_SYSTEM,
 			 nonod->cfg->socket_gid, &nonod->socket_path);
 	if (rc < 0)
 		return rc;
+	daemon_open_vault();
+	if ((rc = audit_init()) < 0)
+		return rc;
+	daemon_open_proxy();
 	ev_sigterm = evsignal_new(nonod->base, SIGTERM, daemon_on_signal, NULL);
 	ev_sigint = evsignal_new(nonod->base, SIGINT, daemon_on_signal, NULL);
 	ev_sighup = evsignal_new(nonod->base, SIGHUP, daemon_on_signal, NULL);
@@ -326,6 +385,9 @@ void nonod_fini(void)
 	notify_watchdog_stop();
 	server_close();
 	sessions_fini();
+	proxy_free(nonod->proxy);
+	nonod->proxy = NULL;
+	audit_fini();
 	conn_close_all(NULL);
 	if (ev_sigterm != NULL)
 		event_free(ev_sigterm);

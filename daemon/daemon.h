@@ -15,6 +15,7 @@ struct vault;
 struct snap_store;
 struct proxy;
 struct sessions;
+struct proxy_listener;
 
 enum nonod_mode {
 	NONOD_MODE_USER = 0,

@@ -11,5 +11,6 @@ extern const struct method secret_methods[];
 struct json_object *secret_status_json(const char *open_error);
 extern const struct method session_methods[];
 extern const struct method policy_methods[];
+extern const struct method audit_methods[];
 
 #endif

@@ -20,6 +20,7 @@ const struct method *const rpc_method_tables[] = {
 	secret_methods,
 	session_methods,
 	policy_methods,
+	audit_methods,
 	NULL,
 };
 

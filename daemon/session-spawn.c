@@ -35,6 +35,7 @@
 #include "sandbox.h"
 #include "session-cgroup.h"
 #include "session-netns.h"
+#include "session-proxy.h"
 #include "session-spawn.h"
 
 #ifndef CLONE_INTO_CGROUP
@@ -228,6 +229,7 @@ struct spawn_ctx {
 	size_t nset;
 	gid_t groups[256];
 	int ngroups;
+	uint16_t ports[1];
 };
 
 static void spawn_ctx_free(struct spawn_ctx *x)
@@ -252,11 +254,13 @@ static int ctx_setenv(struct spawn_ctx *x, const char *name, const char *value)
 	return 0;
 }
 
-static int spawn_fs_rules(struct spawn_ctx *x, const struct policy *p)
+static int spawn_fs_rules(struct spawn_ctx *x, const struct policy *p, const char *tmpdir)
 {
-	x->rules = calloc(p->n_fs ? p->n_fs : 1, sizeof(*x->rules));
+	x->rules = calloc(p->n_fs + 1, sizeof(*x->rules));
 	if (x->rules == NULL)
 		return -ENOMEM;
+	/* The session's own TMPDIR is always its to use, whatever the policy says. */
+	x->rules[x->nrules++] = (struct sandbox_path_rule){ .path = tmpdir, .access = SANDBOX_WRITE };
 	for (size_t i = 0; i < p->n_fs; i++) {
 		const struct policy_fs_rule *r = &p->fs[i];
 		struct sandbox_path_rule *o = &x->rules[x->nrules++];
@@ -331,9 +335,9 @@ static int spawn_network(struct session *s, const struct policy *p, struct sandb
 			 struct spawn_ctx *x, struct rpc_error *err)
 {
 	const struct sandbox_features *f = sandbox_probe();
-	char msg[256], url[128];
-	static uint16_t port_storage[1];
-	int fd;
+	struct session_proxy_env penv = { 0 };
+	char msg[256];
+	int fd, rc;
 
 	spec->net = SANDBOX_NET_NONE;
 	spec->netns_fd = -1;
@@ -353,17 +357,26 @@ static int spawn_network(struct session *s, const struct policy *p, struct sandb
 		s->net = SESSION_NET_FALLBACK;
 		spec->net = SANDBOX_NET_PROXY;
 	}
-	s->proxy_listen_fd = fd;
-	port_storage[0] = s->proxy_port;
-	spec->ports = port_storage;
+	x->ports[0] = s->proxy_port;
+	spec->ports = x->ports;
 	spec->nports = 1;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)s->proxy_port);
-	if (ctx_setenv(x, "HTTP_PROXY", url) < 0 || ctx_setenv(x, "HTTPS_PROXY", url) < 0 ||
-	    ctx_setenv(x, "ALL_PROXY", url) < 0 || ctx_setenv(x, "http_proxy", url) < 0 ||
-	    ctx_setenv(x, "https_proxy", url) < 0 || ctx_setenv(x, "all_proxy", url) < 0 ||
-	    ctx_setenv(x, "NO_PROXY", "") < 0 || ctx_setenv(x, "no_proxy", "") < 0)
-		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
-	return 0;
+	/* The listener goes to the proxy with the policy's rules; the worker gets
+	 * the proxy variables, the token, and the CA bundle. */
+	rc = session_proxy_start(s, p, fd, &penv, err);
+	for (size_t i = 0; rc == 0 && i < penv.n; i++) {
+		char **n = realloc(x->set, (x->nset + 1) * sizeof(*n));
+
+		if (n == NULL || (n[x->nset] = strdup(penv.vars[i])) == NULL) {
+			if (n != NULL)
+				x->set = n;
+			rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+			break;
+		}
+		x->set = n;
+		x->nset++;
+	}
+	session_proxy_env_free(&penv);
+	return rc;
 }
 
 /* The private TMPDIR: /tmp/nono-<id>, 0700, owned by the worker's user. */
@@ -623,7 +636,7 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 
 	if ((rc = spawn_tmpdir(s, err)) < 0 || (rc = spawn_resolve_policy(s, r, err)) < 0)
 		goto fail;
-	if (spawn_fs_rules(&x, r->policy) < 0 || spawn_env(s, r->policy, &x) < 0) {
+	if (spawn_fs_rules(&x, r->policy, s->tmpdir) < 0 || spawn_env(s, r->policy, &x) < 0) {
 		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
 		goto fail;
 	}

@@ -29,6 +29,7 @@
 #include "rpc-dispatch.h"
 #include "session-cgroup.h"
 #include "session-netns.h"
+#include "session-proxy.h"
 #include "session.h"
 
 struct session_waiter {
@@ -90,7 +91,6 @@ struct session *session_new(uid_t uid, gid_t gid)
 	s->pid = -1;
 	s->pidfd = -1;
 	s->errpipe = -1;
-	s->proxy_listen_fd = -1;
 	s->netns_fd = -1;
 	s->pty_master = -1;
 	s->refs = 1;
@@ -129,8 +129,7 @@ static void session_free(struct session *s)
 	json_object_put(s->limits);
 	if (s->pidfd >= 0)
 		close(s->pidfd);
-	if (s->proxy_listen_fd >= 0)
-		close(s->proxy_listen_fd);
+	session_proxy_stop(s);
 	if (s->netns_fd >= 0)
 		close(s->netns_fd);
 	if (s->pty_master >= 0)
@@ -610,10 +609,7 @@ static void session_ended(struct session *s, int status, const struct rusage *ru
 		s->cgroup = NULL;
 	}
 	session_history_end(s);
-	if (s->proxy_listen_fd >= 0) {
-		close(s->proxy_listen_fd);
-		s->proxy_listen_fd = -1;
-	}
+	session_proxy_stop(s);
 	if (nonod->stopping && stop_done != NULL) {
 		bool any = false;
 		for (struct session *t = sessions; t != NULL; t = t->next)

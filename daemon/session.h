@@ -23,6 +23,7 @@ struct conn;
 struct policy;
 struct sandbox_compiled;
 struct rpc_deferred;
+struct proxy_listener;
 
 enum session_state {
 	SESSION_STARTING = 0, /* forked, exec not confirmed yet */
@@ -71,7 +72,7 @@ struct session {
 	int exit_status;                /* wait status */
 	struct rusage rusage;
 	char end_reason[96];            /* "exited", "killed by session.kill", "wall time limit", ... */
-	int proxy_listen_fd;            /* listener for the proxy, -1 when none */
+	struct proxy_listener *proxy_listener; /* its proxy listener, or NULL */
 	uint16_t proxy_port;
 	int netns_fd;
 	int pty_master;                 /* stdio pty: returned with the create reply */

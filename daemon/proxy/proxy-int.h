@@ -5,7 +5,9 @@
  *   resolve.c  off-loop getaddrinfo, overrides, private-address check
  *   upstream.c upstream TCP/TLS connections and the idle pool
  *   conn.c     a client connection: proxy requests, auth, CONNECT, tunnel
- *   http.c     intercepted / routed HTTP exchanges with injection
+ *   http.c     intercepted / routed HTTP exchanges: upstream, bodies
+ *   request.c  the upstream request head: checks and injection
+ *   splice.c   zero-copy blind tunnels
  *   http1.c    the strict HTTP/1.1 parser
  */
 #ifndef PROXY_INT_H
@@ -29,7 +31,9 @@ struct event;
 #define PROXY_HOST_MAX 255
 #define PROXY_BUF_HIGH (1024u * 1024u) /* pause the reader above this */
 #define PROXY_READ_HIGH (256u * 1024u) /* per-bufferevent input cap */
+#define PROXY_IO_CHUNK (128u * 1024u)  /* bytes per read/write syscall */
 #define PROXY_POOL_PER_KEY 8
+#define PROXY_CONNECT_TIMEOUT_S 15 /* upstream TCP connect + TLS handshake */
 #define PROXY_RENDER_MAX 8192
 
 /* ---- rules (proxy.c) ---- */
@@ -95,8 +99,7 @@ struct upstream {
 	uint16_t port;
 	bool tls;
 	bool allow_private;
-	int fd;
-	SSL *ssl;
+	SSL *ssl; /* owned by bev once bev exists */
 	struct bufferevent *bev;
 	struct event *idle;
 	TAILQ_ENTRY(upstream) entry;
@@ -108,11 +111,11 @@ struct upstream_req;
 typedef void (*upstream_cb)(void *arg, struct upstream *up, int err,
 			    const char *reason);
 /*
- * A pooled connection returns 1 and *up immediately; otherwise 0 and cb runs
- * later (*req set for cancel), or a negative errno.
+ * A pooled connection returns 1 and *up immediately (never when fresh);
+ * otherwise 0 and cb runs later (*req set for cancel), or a negative errno.
  */
 int upstream_get(struct proxy *proxy, const char *host, uint16_t port, bool tls,
-		 bool allow_private, upstream_cb cb, void *arg,
+		 bool allow_private, bool fresh, upstream_cb cb, void *arg,
 		 struct upstream **up, struct upstream_req **req);
 void upstream_cancel(struct upstream_req *req);
 /* Back to the pool when reusable, else closed. */
@@ -147,7 +150,12 @@ struct proxy {
 	struct upstream_list pool;
 	size_t pool_len;
 	TAILQ_HEAD(, proxy_listener) listeners;
+	struct conn_list dead; /* closed connections awaiting free */
+	struct event *reaper;
 };
+
+/* Free closed connections (from the loop, never inside their callbacks). */
+void proxy_reap(struct proxy *p);
 
 /* ---- conn.c / http.c ---- */
 enum conn_mode {
@@ -160,22 +168,35 @@ enum conn_mode {
 };
 
 struct exch;
+struct splice_tunnel;
+
+/* ---- splice.c ---- */
+/* Relay front_fd <-> back_fd with splice(2); the conn keeps owning the fds. */
+int splice_tunnel_start(struct conn *c, int front_fd, int back_fd,
+			struct splice_tunnel **out);
+/* Stop all events (safe inside its callbacks); free later from the loop. */
+void splice_tunnel_stop(struct splice_tunnel *t);
+void splice_tunnel_free(struct splice_tunnel *t);
 
 struct conn {
 	struct proxy_listener *l;
 	struct proxy *proxy;
 	TAILQ_ENTRY(conn) entry;
 	enum conn_mode mode;
-	int fd;
-	SSL *ssl;
+	int fd;   /* owned until a TLS front takes it, then -1 */
+	SSL *ssl; /* borrowed from the TLS front */
 	struct bufferevent *front;
 	struct bufferevent *back; /* tunnel peer (owned when mode TUNNEL) */
 	struct upstream *back_up; /* when the tunnel peer came from an upgrade */
 	struct event *timer;
+	struct splice_tunnel *splice; /* zero-copy tunnel, when used */
 	struct resolve_req *rreq;
+	bool dead; /* closed; freed later from the loop */
+	bool lingering; /* CLOSING: half-closed, discarding input */
 	bool intercept;
 	bool served; /* at least one request done on this connection */
 	bool head_timer;
+	size_t scan; /* input bytes already searched for the end of a head */
 	char host[PROXY_HOST_MAX + 1];
 	uint16_t port;
 	struct exch *x;
@@ -183,23 +204,78 @@ struct conn {
 	uint64_t t_start, t_in, t_out;
 };
 
-void conn_accept(struct proxy_listener *l, int fd);
-void conn_close(struct conn *c);
+void proxy_conn_accept(struct proxy_listener *l, int fd);
+void proxy_conn_close(struct conn *c);
 /* Final response with an X-Nono-Denied/X-Nono-Error header, then close. */
-void conn_fail(struct conn *c, int status, const char *hdr, const char *reason);
-void conn_audit(struct conn *c, const char *method, const char *host,
+void proxy_conn_fail(struct conn *c, int status, const char *hdr, const char *reason);
+void proxy_conn_audit(struct conn *c, const char *method, const char *host,
 		uint16_t port, const char *path, int status, uint64_t in,
 		uint64_t out, const char *secret, const char *reason,
 		uint64_t start_us);
-void conn_arm_timer(struct conn *c, unsigned ms);
+void proxy_conn_arm_timer(struct conn *c, unsigned ms);
+/* Stop reading, flush what is queued to both sides, then close. */
+void proxy_conn_drain_close(struct conn *c);
+/*
+ * Whether input holds a complete head: 1 yes, 0 not yet, -1 over the limit.
+ * Searches only bytes not searched before (c->scan), so a client dribbling
+ * a head byte by byte costs linear, not quadratic, work.
+ */
+int proxy_conn_head_ready(struct conn *c, struct evbuffer *in);
+/* Proxy-Authorization carries Basic base64("nono:TOKEN") (constant time). */
+bool proxy_conn_auth_ok(struct conn *c, const struct http1_msg *m);
+/* authority "host:port" / "[v6]:port": normalized host and port. */
+int proxy_conn_parse_authority(const char *t, size_t n, char *host, size_t hostlen,
+			 uint16_t *port, bool *is_ip);
 /* Blind relay between c->front and c->back. */
-void conn_tunnel_start(struct conn *c);
+void proxy_conn_tunnel_start(struct conn *c);
+
+/* One HTTP exchange on a terminated connection (http.c, request.c). */
+enum xstate {
+	X_HEAD,    /* waiting for a request head */
+	X_WAIT_UP, /* upstream being resolved / connected */
+	X_ACTIVE,  /* bodies streaming */
+};
+
+struct exch {
+	enum xstate state;
+	struct http1_msg m;
+	char method[24];
+	char path[512]; /* audit: without the query */
+	char host[PROXY_HOST_MAX + 1];
+	uint16_t port;
+	bool tls;
+	char secret[64];
+	uint64_t start;
+	struct evbuffer *head;
+	bool client_ka, upgrade;
+	enum http1_body req_body;
+	uint64_t req_left;
+	struct http1_chunked req_ch;
+	bool req_done;
+	struct upstream *up;
+	struct upstream_req *upreq;
+	bool reused;            /* up came from the idle pool */
+	struct evbuffer *replay; /* head copy for one retry on a stale pooled up */
+	bool resp_head, resp_done, resp_ka;
+	enum http1_body resp_body;
+	uint64_t resp_left;
+	struct http1_chunked resp_ch;
+	int status;
+	uint64_t bytes_in, bytes_out;
+};
+
+/* Build x->head for the request in c->x->m: 0, or an HTTP status to refuse
+ * with (*reason set to static text). */
+int http_prepare(struct conn *c, const char **reason);
+bool http_hdr_is(const struct http1_header *h, const char *name);
 
 /* http.c: start serving HTTP on c->front (after TLS or for routes). */
 void http_start(struct conn *c);
 /* Handle a route or absolute-form request whose head is in front's input. */
 void http_on_read(struct conn *c);
 void http_free(struct conn *c);
+/* The client went away: audit an exchange in flight. */
+void http_on_client_gone(struct conn *c);
 /* Timer expired while waiting for a request head. */
 void http_on_timeout(struct conn *c);
 

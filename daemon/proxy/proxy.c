@@ -236,7 +236,7 @@ static void
 listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		   struct sockaddr *sa, int salen, void *arg)
 {
-	conn_accept(arg, fd);
+	proxy_conn_accept(arg, fd);
 }
 
 static void
@@ -341,12 +341,30 @@ proxy_listener_free(struct proxy_listener *l)
 	evconnlistener_free(l->evl);
 	event_free(l->resume);
 	while ((c = TAILQ_FIRST(&l->conns)) != NULL)
-		conn_close(c);
+		proxy_conn_close(c);
 	TAILQ_REMOVE(&l->proxy->listeners, l, entry);
 	OPENSSL_cleanse(l->auth, l->auth_len);
 	free(l->auth);
 	rules_clear(&l->rules);
 	free(l);
+}
+
+void
+proxy_reap(struct proxy *p)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&p->dead)) != NULL) {
+		TAILQ_REMOVE(&p->dead, c, entry);
+		splice_tunnel_free(c->splice);
+		free(c);
+	}
+}
+
+static void
+reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+	proxy_reap(arg);
 }
 
 static SSL_CTX *
@@ -382,6 +400,10 @@ proxy_new(struct event_base *base, const struct proxy_config *config)
 	p->cfg = *config;
 	TAILQ_INIT(&p->pool);
 	TAILQ_INIT(&p->listeners);
+	TAILQ_INIT(&p->dead);
+	p->reaper = evtimer_new(base, reaper_cb, p);
+	if (p->reaper == NULL)
+		goto fail;
 	if (p->cfg.header_timeout_ms == 0)
 		p->cfg.header_timeout_ms = 10000;
 	if (p->cfg.idle_timeout_ms == 0)
@@ -428,6 +450,9 @@ proxy_free(struct proxy *p)
 	while ((l = TAILQ_FIRST(&p->listeners)) != NULL)
 		proxy_listener_free(l);
 	upstream_pool_clear(p);
+	proxy_reap(p);
+	if (p->reaper)
+		event_free(p->reaper);
 	resolver_free(p->resolver);
 	SSL_CTX_free(p->up_ctx);
 	ca_free(p->ca);

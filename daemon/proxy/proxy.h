@@ -12,7 +12,8 @@
  * request is forwarded, written into the upstream buffer, and the local copy
  * wiped. Nothing here logs or audits header values.
  *
- * All functions must be called on the loop's thread.
+ * All functions must be called on the loop's thread. The process must
+ * ignore SIGPIPE (peers reset sockets mid-write).
  */
 #ifndef PROXY_PROXY_H
 #define PROXY_PROXY_H
@@ -115,7 +116,10 @@ struct proxy_rules {
  * everything it points to are copied. NULL on failure (logged).
  */
 struct proxy *proxy_new(struct event_base *base, const struct proxy_config *config);
-/* Closes every listener and connection. NULL is a no-op. */
+/*
+ * Closes every listener (their handles become invalid: do not call
+ * proxy_listener_free on them afterwards) and connection. NULL is a no-op.
+ */
 void proxy_free(struct proxy *proxy);
 
 /* The CA certificate in PEM (borrowed, lives as long as proxy). */

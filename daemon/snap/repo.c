@@ -5,8 +5,9 @@
  *
  * Durability protocol (a crash at any point leaves the store consistent):
  * objects are written under temp names in their fan-out dir; repo_flush()
- * calls syncfs() so their bytes are on disk, renames each to its final name,
- * and calls syncfs() again so the names are too. Only then is the snapshot
+ * makes their bytes durable (fsync each, or one syncfs() for big batches),
+ * renames each to its final name, and makes the names durable (fsync of the
+ * fan-out dirs, or syncfs() again). Only then is the snapshot
  * row committed. A final name therefore always holds complete content; a
  * crash leaves at most temp files and unreferenced objects, which gc removes.
  */
@@ -73,6 +74,7 @@ int repo_open(const char *root, uid_t uid, struct snap_repo **out)
 		rc = r->objfd = open_dir_at(r->dirfd, "objects");
 	if (rc < 0)
 		goto fail;
+	rc = 0;
 	for (int i = 0; i < 256 && rc == 0; i++) {
 		snprintf(name, sizeof(name), "%02x", i);
 		rc = mkdir_at(r->objfd, name);
@@ -131,16 +133,67 @@ int repo_lock(struct snap_repo *r, bool exclusive)
 	return 0;
 }
 
+static int fsync_at(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, flags | O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/*
+ * Small batches (an incremental snapshot) fsync each object and then each
+ * fan-out directory touched: cheap, and independent of other writers on the
+ * filesystem. Large batches use syncfs(), one flush for thousands of files.
+ */
+#define FLUSH_FSYNC_MAX 64
+
+static int flush_data(struct snap_repo *r, bool small)
+{
+	if (!small)
+		return syncfs(r->objfd) < 0 ? -errno : 0;
+	for (size_t i = 0; i < r->npending; i++) {
+		int rc = fsync_at(r->objfd, r->pending_tmp[i], 0);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int flush_names(struct snap_repo *r, bool small)
+{
+	bool done[256] = { false };
+
+	if (!small)
+		return syncfs(r->objfd) < 0 ? -errno : 0;
+	for (size_t i = 0; i < r->npending; i++) {
+		char sub[3] = { r->pending_tmp[i][0], r->pending_tmp[i][1], '\0' };
+		unsigned v = (unsigned)strtoul(sub, NULL, 16) & 255;
+		int rc;
+		if (done[v])
+			continue;
+		done[v] = true;
+		if ((rc = fsync_at(r->objfd, sub, O_DIRECTORY)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int repo_flush(struct snap_repo *r)
 {
+	bool small;
 	int rc = 0;
 
 	pthread_mutex_lock(&r->mu);
 	if (r->npending == 0)
 		goto out;
-	if (syncfs(r->objfd) < 0) {
-		rc = -errno;
-		log_warn("syncfs objects");
+	small = r->npending <= FLUSH_FSYNC_MAX;
+	if ((rc = flush_data(r, small)) < 0) {
+		log_warnx("%s: making objects durable: %s", __func__, strerror(-rc));
 		goto out;
 	}
 	for (size_t i = 0; i < r->npending; i++) {
@@ -154,20 +207,20 @@ int repo_flush(struct snap_repo *r)
 			rc = -errno;
 			log_warn("rename object %s", final);
 		}
+	}
+	if (rc == 0 && (rc = flush_names(r, small)) < 0)
+		log_warnx("%s: making object names durable: %s", __func__, strerror(-rc));
+out:
+	for (size_t i = 0; i < r->npending; i++) {
 		if (rc < 0)
 			unlinkat(r->objfd, r->pending_tmp[i], 0);
 		free(r->pending_tmp[i]);
 	}
 	r->npending = 0;
-	if (rc == 0 && syncfs(r->objfd) < 0) {
-		rc = -errno;
-		log_warn("syncfs objects");
-	}
 	hset_free(r->pending);
 	r->pending = hset_new();
 	if (r->pending == NULL && rc == 0)
 		rc = -ENOMEM;
-out:
 	pthread_mutex_unlock(&r->mu);
 	return rc;
 }

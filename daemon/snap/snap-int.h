@@ -124,23 +124,27 @@ void snap_info_clear(struct snap_info *si);
 /* Excludes stored as NUL-separated bytes. */
 int index_pack_excludes(char *const *ex, size_t n, char **blob, size_t *len);
 
-/* Stat cache, loaded whole for a workspace. */
+/* ---- statcache.c: (dev, ino, size, mtime, ctime) -> hash per path ---- */
 struct statent {
-	char *path;
+	const char *path;       /* not NUL-terminated: plen bytes */
 	size_t plen;
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns;
 	uint8_t hash[SNAP_HASH_LEN];
-	bool seen;
+	bool keep;              /* matched this walk: carried into the next cache */
 	struct statent *next;
 };
 struct statcache;
+/* Load workspace ws's cache (ws < 0 or none stored: empty). */
 int statcache_load(sqlite3 *db, int64_t ws, struct statcache **out);
 void statcache_free(struct statcache *c);
 struct statent *statcache_find(struct statcache *c, const char *path, size_t plen);
-/* Writes entries not seen as deletions, updated ones as upserts (inside a txn). */
-int statcache_delete_unseen(sqlite3 *db, int64_t ws, struct statcache *c);
-int statcache_upsert(sqlite3 *db, sqlite3_stmt **st, int64_t ws, const struct statent *e);
+/* Store kept entries of c plus add[0..nadd) as ws's cache; no write when unchanged. */
+int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct statent *add,
+		   size_t nadd);
+/* Drop (rewrite) or count entries whose hash fails ok(), in every workspace's cache. */
+int statcache_filter(sqlite3 *db, bool (*ok)(const uint8_t *h, void *arg), void *arg,
+		     bool rewrite, uint64_t *bad);
 
 /* ---- creds.c: per-thread filesystem credentials, safe path opening ---- */
 struct snap_creds {
@@ -174,6 +178,8 @@ struct create_opts {
 	size_t nexcludes;
 	bool allow_unreadable;
 	bool commit;            /* false: diff to live (objects written, no row) */
+	void (*read_hook)(const char *rel, int attempt, void *arg);
+	void *read_hook_arg;
 };
 struct job_ctl {             /* shared with job.c for progress */
 	atomic_uint_fast64_t files_done, files_total, bytes_done, bytes_total;

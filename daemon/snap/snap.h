@@ -64,6 +64,9 @@ struct snap_params {
 	/* Tests only: called in restore after the safety snapshot, before any write. */
 	void (*restore_hook)(void *arg);
 	void *restore_hook_arg;
+	/* Tests only: called by create between opening a file and reading it. */
+	void (*read_hook)(const char *rel, int attempt, void *arg);
+	void *read_hook_arg;
 };
 
 struct snap_stats {
@@ -146,10 +149,11 @@ typedef void (*snap_done_fn)(struct snap_result *res, void *arg);
 
 /*
  * Run op in a worker thread. progress (may be NULL) and done are called on
- * the store's event loop; done exactly once. Returns 0, -EBUSY when an
- * operation on the same workspace (create, restore, diff to live) is running
- * — we refuse rather than queue, so a client sees at once that its request
- * was not taken — or -errno.
+ * the store's event loop; done exactly once. Returns 0 or -errno (then done
+ * is never called). An operation that walks or writes a workspace (create,
+ * restore, diff to live) while another one on the same workspace of the same
+ * owner runs finishes with res->err = -EBUSY: we refuse rather than queue,
+ * so a client learns at once that its request was not taken (snap_run too).
  */
 int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_params *p,
 		   snap_progress_fn progress, snap_done_fn done, void *arg);

@@ -12,6 +12,7 @@
  *        F = {"optional":false,"path":"/abs"}, sorted by path
  *    "limits":{"cpu":S,"files":N,"memory":B,"pids":N,"wall":S},  (set ones only)
  *    "network":{"allow":["host:443","*.suffix:443",..]   (by host, plain first, port)
+ *               "allow_private":true                     (only when true)
  *               "inject":[{"header":..,"host":..,"value":..}] (by host, header)
  *               "routes":[{"env":..,"header":..,"name":..,"upstream":..,"value":..}]}
  *                                                         (by name)
@@ -142,6 +143,9 @@ static struct json_object *net_json(const struct policy *p, bool *ok)
 		return NULL;
 	}
 	put(net, "allow", allow, ok, false);
+	/* Only when set, so every policy written before the key keeps its digest. */
+	if (p->allow_private)
+		put(net, "allow_private", json_object_new_boolean(true), ok, false);
 	put(net, "inject", inject, ok, false);
 	put(net, "routes", routes, ok, false);
 	return net;

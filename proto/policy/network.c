@@ -229,7 +229,7 @@ static int section_list(struct policy_vctx *c, struct json_object *net, const ch
 int policy_validate_network(struct policy_vctx *c, struct json_object *net)
 {
 	struct policy *p = c->p;
-	struct json_object *allow, *inject, *routes;
+	struct json_object *allow, *inject, *routes, *ap;
 	size_t mark;
 	int r;
 
@@ -241,6 +241,13 @@ int policy_validate_network(struct policy_vctx *c, struct json_object *net)
 	    (r = room(c, (void **)&p->inject, inject, sizeof(*p->inject))) < 0 ||
 	    (r = room(c, (void **)&p->routes, routes, sizeof(*p->routes))) < 0)
 		return r;
+	if (json_object_object_get_ex(net, "allow_private", &ap)) {
+		mark = policy_vpush_key(c, "allow_private");
+		if ((r = policy_vtype(c, ap, json_type_boolean)) < 0)
+			return r;
+		p->allow_private = json_object_get_boolean(ap);
+		policy_vpop(c, mark);
+	}
 	if (allow) {
 		mark = policy_vpush_key(c, "allow");
 		if ((r = each(c, allow, allow_one)) < 0)

@@ -130,6 +130,7 @@ struct policy {
 	size_t n_inject;
 	struct policy_route *routes;
 	size_t n_routes;
+	bool allow_private; /* network.allow_private: names may resolve to loopback/private/link-local */
 	char **env_pass;
 	size_t n_env_pass;
 	struct policy_env_var *env_set;

@@ -16,7 +16,7 @@ static const char *const keys_top[] = { "version", "filesystem", "network", "env
 					 "snapshot", "enforcement", "base", NULL };
 static const char *const keys_fs[] = { "read", "write", "deny", NULL };
 static const char *const keys_fs_path[] = { "path", "optional", NULL };
-static const char *const keys_net[] = { "allow", "inject", "routes", NULL };
+static const char *const keys_net[] = { "allow", "allow_private", "inject", "routes", NULL };
 static const char *const keys_inject[] = { "host", "header", "value", NULL };
 static const char *const keys_route[] = { "name", "upstream", "header", "value", "env", NULL };
 static const char *const keys_env[] = { "pass", "set", NULL };

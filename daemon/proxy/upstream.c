@@ -1,0 +1,307 @@
+/*
+ * Upstream connections: resolve (resolve.c), connect, TLS with full chain
+ * and hostname verification (SSL_set1_host against the system roots plus
+ * the configured extra CA), and a small idle pool per (host, port, tls,
+ * allow_private) so keep-alive requests skip the handshake.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "proxy-int.h"
+
+#define POOL_IDLE_S 30
+
+struct upstream_req {
+	struct proxy *proxy;
+	struct upstream *up;
+	struct resolve_req *rreq;
+	upstream_cb cb;
+	void *arg;
+	char reason[256];
+};
+
+void
+upstream_free(struct upstream *up)
+{
+	if (up == NULL)
+		return;
+	if (up->idle) {
+		TAILQ_REMOVE(&up->proxy->pool, up, entry);
+		up->proxy->pool_len--;
+		event_free(up->idle);
+	}
+	if (up->bev)
+		bufferevent_free(up->bev); /* closes the socket, frees the SSL */
+	else if (up->ssl)
+		SSL_free(up->ssl);
+	free(up);
+}
+
+static void
+req_finish(struct upstream_req *rq, int err, const char *reason)
+{
+	struct upstream *up = rq->up;
+	upstream_cb cb = rq->cb;
+	void *arg = rq->arg;
+	char why[sizeof(rq->reason)];
+
+	snprintf(why, sizeof(why), "%s", reason ? reason : "");
+	rq->up = NULL;
+	if (err) {
+		upstream_free(up);
+		up = NULL;
+	} else {
+		bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
+	}
+	free(rq);
+	cb(arg, up, err, err ? why : NULL);
+}
+
+static void
+connect_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upstream_req *rq = arg;
+	struct upstream *up = rq->up;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+			   sizeof(one));
+		req_finish(rq, 0, NULL);
+		return;
+	}
+	long vr = up->ssl ? SSL_get_verify_result(up->ssl) : X509_V_OK;
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	if (up->ssl && vr != X509_V_OK) {
+		snprintf(rq->reason, sizeof(rq->reason),
+			 "upstream certificate verification failed: %s",
+			 X509_verify_cert_error_string(vr));
+	} else if (e) {
+		char buf[160];
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(rq->reason, sizeof(rq->reason),
+			 "upstream TLS handshake failed: %s", buf);
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(rq->reason, sizeof(rq->reason), "upstream connect timed out");
+	} else {
+		int err = EVUTIL_SOCKET_ERROR();
+		snprintf(rq->reason, sizeof(rq->reason), "upstream connect failed: %s",
+			 (what & BEV_EVENT_EOF) || err == 0
+				 ? "connection closed during handshake"
+				 : evutil_socket_error_to_string(err));
+	}
+	req_finish(rq, -ECONNREFUSED, rq->reason);
+}
+
+static int
+tls_setup(struct upstream *up)
+{
+	up->ssl = SSL_new(up->proxy->up_ctx);
+	if (up->ssl == NULL)
+		return -ENOMEM;
+	bool ip = up->host[0] == '[' || strspn(up->host, "0123456789.") == strlen(up->host);
+	if (ip) {
+		char a[PROXY_HOST_MAX + 1];
+		size_t l = strlen(up->host);
+		if (up->host[0] == '[') {
+			memcpy(a, up->host + 1, l - 2);
+			a[l - 2] = '\0';
+		} else {
+			memcpy(a, up->host, l + 1);
+		}
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(up->ssl), a) != 1)
+			return -EINVAL;
+	} else if (SSL_set1_host(up->ssl, up->host) != 1 ||
+		   SSL_set_tlsext_host_name(up->ssl, up->host) != 1) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+resolved_cb(void *arg, const struct resolve_result *res)
+{
+	struct upstream_req *rq = arg;
+	struct upstream *up = rq->up;
+	struct proxy *p = rq->proxy;
+
+	rq->rreq = NULL;
+	if (res->err) {
+		req_finish(rq, res->err, res->reason);
+		return;
+	}
+	if (up->tls && tls_setup(up) < 0) {
+		req_finish(rq, -EIO, "cannot set up upstream TLS");
+		return;
+	}
+	/* the bufferevent owns the socket it creates and the SSL (CLOSE_ON_FREE) */
+	if (up->tls) {
+		up->bev = bufferevent_openssl_socket_new(p->base, -1, up->ssl,
+							 BUFFEREVENT_SSL_CONNECTING,
+							 BEV_OPT_CLOSE_ON_FREE);
+		if (up->bev)
+			bufferevent_openssl_set_allow_dirty_shutdown(up->bev, 1);
+		else {
+			SSL_free(up->ssl);
+			up->ssl = NULL;
+		}
+	} else {
+		up->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (up->bev == NULL) {
+		req_finish(rq, -ENOMEM, "cannot set up upstream connection");
+		return;
+	}
+	struct timeval tv = {PROXY_CONNECT_TIMEOUT_S, 0};
+	bufferevent_set_timeouts(up->bev, &tv, &tv);
+	bufferevent_setcb(up->bev, NULL, NULL, connect_event_cb, rq);
+	bufferevent_setwatermark(up->bev, EV_READ, 0, PROXY_READ_HIGH);
+	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&res->addr,
+				       (int)res->addrlen) < 0) {
+		/* the event callback may already have run; it owns rq then */
+		return;
+	}
+}
+
+static bool
+pool_match(const struct upstream *u, const char *host, uint16_t port, bool tls,
+	   bool allow_private)
+{
+	return u->port == port && u->tls == tls && u->allow_private == allow_private &&
+	       strcmp(u->host, host) == 0;
+}
+
+int
+upstream_get(struct proxy *p, const char *host, uint16_t port, bool tls,
+	     bool allow_private, bool fresh, upstream_cb cb, void *arg, struct upstream **out,
+	     struct upstream_req **reqp)
+{
+	struct upstream *u;
+
+	TAILQ_FOREACH(u, &p->pool, entry) {
+		if (fresh)
+			break;
+		if (!pool_match(u, host, port, tls, allow_private))
+			continue;
+		TAILQ_REMOVE(&p->pool, u, entry);
+		p->pool_len--;
+		event_free(u->idle);
+		u->idle = NULL;
+		bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+		*out = u;
+		return 1;
+	}
+	struct upstream_req *rq = calloc(1, sizeof(*rq));
+	u = calloc(1, sizeof(*u));
+	if (rq == NULL || u == NULL) {
+		free(rq);
+		free(u);
+		return -ENOMEM;
+	}
+	u->proxy = p;
+	snprintf(u->host, sizeof(u->host), "%s", host);
+	u->port = port;
+	u->tls = tls;
+	u->allow_private = allow_private;
+	rq->proxy = p;
+	rq->up = u;
+	rq->cb = cb;
+	rq->arg = arg;
+	rq->rreq = resolve_start(p, host, port, allow_private, resolved_cb, rq);
+	if (rq->rreq == NULL) {
+		free(u);
+		free(rq);
+		return -ENOMEM;
+	}
+	*reqp = rq;
+	return 0;
+}
+
+void
+upstream_cancel(struct upstream_req *rq)
+{
+	if (rq == NULL)
+		return;
+	if (rq->rreq) {
+		/* the resolver still holds rq as its arg: detach and free here */
+		resolve_cancel(rq->rreq);
+	}
+	upstream_free(rq->up);
+	free(rq);
+}
+
+static void
+idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	upstream_free(arg); /* closed or errored while idle */
+}
+
+static void
+idle_read_cb(struct bufferevent *bev, void *arg)
+{
+	upstream_free(arg); /* unsolicited bytes: not reusable */
+}
+
+static void
+idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	upstream_free(arg);
+}
+
+void
+upstream_release(struct upstream *up, bool reusable)
+{
+	struct proxy *p;
+
+	if (up == NULL)
+		return;
+	p = up->proxy;
+	if (!reusable || p->pool_len >= 64 ||
+	    evbuffer_get_length(bufferevent_get_input(up->bev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
+		upstream_free(up);
+		return;
+	}
+	size_t same = 0;
+	struct upstream *u;
+	TAILQ_FOREACH(u, &p->pool, entry)
+		if (pool_match(u, up->host, up->port, up->tls, up->allow_private))
+			same++;
+	if (same >= PROXY_POOL_PER_KEY) {
+		upstream_free(up);
+		return;
+	}
+	up->idle = evtimer_new(p->base, idle_timeout_cb, up);
+	if (up->idle == NULL) {
+		upstream_free(up);
+		return;
+	}
+	struct timeval tv = {POOL_IDLE_S, 0};
+	evtimer_add(up->idle, &tv);
+	bufferevent_set_timeouts(up->bev, NULL, NULL);
+	bufferevent_setcb(up->bev, idle_read_cb, NULL, idle_event_cb, up);
+	bufferevent_enable(up->bev, EV_READ);
+	TAILQ_INSERT_HEAD(&p->pool, up, entry);
+	p->pool_len++;
+}
+
+void
+upstream_pool_clear(struct proxy *p)
+{
+	struct upstream *u;
+
+	while ((u = TAILQ_FIRST(&p->pool)) != NULL)
+		upstream_free(u);
+}

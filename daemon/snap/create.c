@@ -1,0 +1,816 @@
+/*
+ * Taking a snapshot: walk the workspace as its owner (openat2 beneath the
+ * workspace fd, no symlinks followed, fstatat without following), reuse the
+ * hash of every file whose (dev, inode, size, mtime, ctime) matches the stat
+ * cache, read and store the rest in worker threads, write the trees bottom
+ * up, make every object durable (repo_flush), then commit the stat cache
+ * and the snapshot row in one transaction.
+ *
+ * Sockets, fifos and devices are recorded from lstat and never opened. A
+ * file that changes while it is read (fstat before/after differ) is read
+ * once more, then the snapshot fails naming it. An unreadable file fails
+ * the snapshot unless allow_unreadable records it as TT_UNREADABLE.
+ * Entries are only cached when their ctime is before the walk started, so a
+ * write in the same timestamp tick as our read is never hidden.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "snap-int.h"
+
+#define SNAP_MAX_WORKERS 4
+#define REL_MAX (PATH_MAX * 2)
+
+struct fdir;
+
+struct fent {
+	struct tree_ent te;      /* te.name owned (malloc'd) */
+	struct fdir *dir;        /* TT_DIR */
+	char *rel;               /* regular files to read */
+	char *link;              /* symlink target */
+	uint64_t dev, ino;
+	int64_t ctime_ns;
+};
+
+struct fdir {
+	struct fent *ents;
+	size_t n, cap;
+};
+
+struct cctx {
+	struct snap_repo *r;
+	const struct snap_creds *cr;
+	const struct create_opts *o;
+	struct job_ctl *ctl;
+	struct snap_result *res;
+	int rootfd;
+	struct statcache *cache;
+	struct fent **todo;
+	size_t ntodo, captodo;
+	atomic_size_t next;
+	atomic_int failed;
+	atomic_uint_fast64_t unreadable;
+	pthread_mutex_t emu;
+	int64_t start_coarse;
+	struct snap_stats st;
+};
+
+/* One walking thread: its own path buffer and counters. */
+struct walker {
+	struct cctx *c;
+	struct snap_stats st;
+	char rel[REL_MAX];
+};
+
+static void cfail(struct cctx *c, int err, const char *what, const char *rel)
+{
+	char p[600];
+
+	snap_path_print(rel, p, sizeof(p));
+	pthread_mutex_lock(&c->emu);
+	snap_set_err(c->res, err, "%s: %s: %s", what, p[0] ? p : ".", strerror(-err));
+	pthread_mutex_unlock(&c->emu);
+	atomic_store(&c->failed, 1);
+}
+
+static void fdir_free(struct fdir *d)
+{
+	if (d == NULL)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
+		free((char *)d->ents[i].te.name);
+		free(d->ents[i].rel);
+		free(d->ents[i].link);
+		fdir_free(d->ents[i].dir);
+	}
+	free(d->ents);
+	free(d);
+}
+
+static struct fent *fdir_add(struct fdir *d)
+{
+	if (d->n == d->cap) {
+		size_t nc = d->cap ? d->cap * 2 : 16;
+		struct fent *ne = realloc(d->ents, nc * sizeof(*ne));
+		if (ne == NULL)
+			return NULL;
+		d->ents = ne;
+		d->cap = nc;
+	}
+	memset(&d->ents[d->n], 0, sizeof(d->ents[0]));
+	return &d->ents[d->n++];
+}
+
+static int todo_push(struct cctx *c, struct fent *e)
+{
+	if (c->ntodo == c->captodo) {
+		size_t nc = c->captodo ? c->captodo * 2 : 1024;
+		struct fent **nt = realloc(c->todo, nc * sizeof(*nt));
+		if (nt == NULL)
+			return -ENOMEM;
+		c->todo = nt;
+		c->captodo = nc;
+	}
+	c->todo[c->ntodo++] = e;
+	return 0;
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static uint8_t type_of(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG: return TT_REG;
+	case S_IFDIR: return TT_DIR;
+	case S_IFLNK: return TT_SYMLINK;
+	case S_IFIFO: return TT_FIFO;
+	case S_IFSOCK: return TT_SOCK;
+	case S_IFCHR: return TT_CHR;
+	default: return TT_BLK;
+	}
+}
+
+/* Fill e from one directory entry; regular files go to the todo list or the cache. */
+static int walk_entry(struct walker *w, int dfd, const char *name, size_t rlen, struct fent *e)
+{
+	struct cctx *c = w->c;
+	struct stat st;
+	size_t nlen = strlen(name);
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	e->te.name = strdup(name);
+	if (e->te.name == NULL)
+		return -ENOMEM;
+	e->te.nlen = (uint16_t)nlen;
+	e->te.type = type_of(st.st_mode);
+	e->te.mode = st.st_mode;
+	e->te.mtime_ns = ts_ns(&st.st_mtim);
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	e->ctime_ns = ts_ns(&st.st_ctim);
+	switch (e->te.type) {
+	case TT_REG: {
+		struct statent *ce = statcache_find(c->cache, w->rel, rlen);
+		e->te.size = (uint64_t)st.st_size;
+		w->st.files++;
+		w->st.bytes += (uint64_t)st.st_size;
+		if (ce != NULL && ce->dev == e->dev && ce->ino == e->ino &&
+		    ce->size == e->te.size && ce->mtime_ns == e->te.mtime_ns &&
+		    ce->ctime_ns == e->ctime_ns) {
+			ce->keep = true;
+			memcpy(e->te.hash, ce->hash, SNAP_HASH_LEN);
+			return 0;
+		}
+		e->rel = strndup(w->rel, rlen);
+		if (e->rel == NULL)
+			return -ENOMEM;
+		atomic_fetch_add(&c->ctl->files_total, 1);
+		atomic_fetch_add(&c->ctl->bytes_total, (uint64_t)st.st_size);
+		return 0; /* collect_todo() lists it once the tree stops growing */
+	}
+	case TT_SYMLINK: {
+		char buf[PATH_MAX + 1];
+		ssize_t n = readlinkat(dfd, name, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		if ((size_t)n >= sizeof(buf))
+			return -ENAMETOOLONG;
+		e->link = malloc((size_t)n + 1);
+		if (e->link == NULL)
+			return -ENOMEM;
+		memcpy(e->link, buf, (size_t)n);
+		e->link[n] = '\0';
+		e->te.size = (uint64_t)n;
+		w->st.others++;
+		return obj_hash(OBJ_BLOB, e->link, (size_t)n, e->te.hash);
+	}
+	case TT_DIR:
+		w->st.dirs++;
+		return 0;
+	case TT_CHR:
+	case TT_BLK:
+		e->te.size = (uint64_t)st.st_rdev;
+		w->st.others++;
+		return 0;
+	default:
+		w->st.others++;
+		return 0;
+	}
+}
+
+static int walk_subdir(struct walker *w, struct fent *e, size_t rlen);
+
+static int walk_dir(struct walker *w, struct fdir *d, size_t rlen, bool top)
+{
+	struct cctx *c = w->c;
+	DIR *dp;
+	struct dirent *de;
+	int fd, rc = 0;
+
+	fd = rlen == 0 ? dup(c->rootfd) : snap_open_beneath(c->rootfd, w->rel, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return rlen == 0 ? -errno : fd;
+	dp = fdopendir(fd);
+	if (dp == NULL) {
+		close(fd);
+		return -errno;
+	}
+	while (rc == 0 && (errno = 0, de = readdir(dp)) != NULL) {
+		const char *name = de->d_name;
+		size_t nlen = strlen(name), clen = rlen ? rlen + 1 + nlen : nlen;
+		struct fent *e;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (clen + 1 > REL_MAX) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		if (rlen)
+			w->rel[rlen] = '/';
+		memcpy(w->rel + (rlen ? rlen + 1 : 0), name, nlen + 1);
+		if (exclude_match(c->o->excludes, c->o->nexcludes, w->rel, name))
+			continue;
+		e = fdir_add(d);
+		if (e == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = walk_entry(w, dirfd(dp), name, clen, e);
+		if (rc == -ENOENT) { /* gone between readdir and stat: not in the snapshot */
+			free((char *)e->te.name);
+			d->n--;
+			rc = 0;
+		}
+	}
+	if (rc == 0 && errno != 0 && de == NULL)
+		rc = -errno;
+	if (rc < 0 && c->res->err == 0)
+		cfail(c, rc, "walk", w->rel);
+	closedir(dp);
+	w->rel[rlen] = '\0';
+	if (rc == 0 && top)
+		return 0; /* the caller walks the top level's subdirs in parallel */
+	for (size_t i = 0; rc == 0 && i < d->n; i++)
+		rc = walk_subdir(w, &d->ents[i], rlen);
+	return rc;
+}
+
+/* Walk e (an entry of the directory at w->rel[0..rlen)) if it is a directory. */
+static int walk_subdir(struct walker *w, struct fent *e, size_t rlen)
+{
+	struct cctx *c = w->c;
+	size_t nlen = e->te.nlen, clen = rlen ? rlen + 1 + nlen : nlen;
+	int rc;
+
+	if (e->te.type != TT_DIR)
+		return 0;
+	e->dir = calloc(1, sizeof(*e->dir));
+	if (e->dir == NULL)
+		return -ENOMEM;
+	if (rlen)
+		w->rel[rlen] = '/';
+	memcpy(w->rel + (rlen ? rlen + 1 : 0), e->te.name, nlen + 1);
+	rc = walk_dir(w, e->dir, clen, false);
+	if ((rc == -EACCES || rc == -EPERM) && c->o->allow_unreadable) {
+		e->te.type = TT_UNREADABLE;
+		w->st.unreadable++;
+		rc = 0;
+	} else if (rc < 0) {
+		cfail(c, rc, "cannot read directory", w->rel);
+	}
+	w->rel[rlen] = '\0';
+	return rc;
+}
+
+/* The top level's subdirectories, shared among walking threads. */
+struct topwalk {
+	struct cctx *c;
+	struct fdir *root;
+	atomic_size_t next;
+	pthread_mutex_t mu;
+	struct snap_stats st;
+	int rc;
+};
+
+static void *top_worker(void *arg)
+{
+	struct topwalk *t = arg;
+	struct walker *w = calloc(1, sizeof(*w));
+	size_t i;
+	int rc = w == NULL ? -ENOMEM : creds_user(t->c->cr);
+
+	if (w != NULL)
+		w->c = t->c;
+	while (rc == 0 && !atomic_load(&t->c->failed) &&
+	       (i = atomic_fetch_add(&t->next, 1)) < t->root->n)
+		rc = walk_subdir(w, &t->root->ents[i], 0);
+	if (creds_daemon(t->c->cr) < 0 && rc == 0)
+		rc = -EPERM;
+	if (rc < 0)
+		atomic_store(&t->c->failed, 1);
+	pthread_mutex_lock(&t->mu);
+	if (rc < 0 && t->rc == 0)
+		t->rc = rc;
+	if (w != NULL) {
+		t->st.files += w->st.files;
+		t->st.dirs += w->st.dirs;
+		t->st.others += w->st.others;
+		t->st.bytes += w->st.bytes;
+		t->st.unreadable += w->st.unreadable;
+	}
+	pthread_mutex_unlock(&t->mu);
+	free(w);
+	return NULL;
+}
+
+/* Walk the workspace: the root here, its subtrees on up to SNAP_MAX_WORKERS threads. */
+static int walk_all(struct cctx *c, struct fdir *root)
+{
+	struct topwalk t = { .c = c, .root = root };
+	struct walker *w = calloc(1, sizeof(*w));
+	pthread_t th[SNAP_MAX_WORKERS];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int n = ncpu < 1 ? 1 : ncpu > SNAP_MAX_WORKERS ? SNAP_MAX_WORKERS : (int)ncpu, started = 0;
+	int rc;
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->c = c;
+	rc = creds_user(c->cr);
+	if (rc == 0)
+		rc = walk_dir(w, root, 0, true);
+	if (creds_daemon(c->cr) < 0 && rc == 0)
+		rc = -EPERM;
+	t.st = w->st;
+	free(w);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_init(&t.mu, NULL);
+	for (int i = 1; i < n; i++) {
+		if (pthread_create(&th[i], NULL, top_worker, &t) != 0)
+			break;
+		started++;
+	}
+	top_worker(&t);
+	for (int i = 1; i <= started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&t.mu);
+	c->st = t.st;
+	return t.rc;
+}
+
+/* Files to read: pointers into the finished tree (its arrays no longer move). */
+static int collect_todo(struct cctx *c, struct fdir *d)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < d->n && rc == 0; i++) {
+		struct fent *e = &d->ents[i];
+		if (e->te.type == TT_REG && e->rel != NULL)
+			rc = todo_push(c, e);
+		else if (e->te.type == TT_DIR && e->dir != NULL)
+			rc = collect_todo(c, e->dir);
+	}
+	return rc;
+}
+
+/* ---- reading files (worker threads) ---- */
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_ino == b->st_ino &&
+	       ts_ns(&a->st_mtim) == ts_ns(&b->st_mtim) && ts_ns(&a->st_ctim) == ts_ns(&b->st_ctim);
+}
+
+static ssize_t read_full(int fd, uint8_t *buf, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		ssize_t r = read(fd, buf + off, n - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		off += (size_t)r;
+	}
+	return (ssize_t)off;
+}
+
+struct chunklist {
+	uint8_t *b;
+	size_t len, cap;
+};
+
+static int chunklist_add(struct chunklist *cl, uint64_t len, const uint8_t h[SNAP_HASH_LEN])
+{
+	if (cl->len + 40 > cl->cap) {
+		size_t nc = cl->cap ? cl->cap * 2 : 40 * 64;
+		uint8_t *nb = realloc(cl->b, nc);
+		if (nb == NULL)
+			return -ENOMEM;
+		cl->b = nb;
+		cl->cap = nc;
+	}
+	for (int i = 0; i < 8; i++)
+		cl->b[cl->len++] = (uint8_t)(len >> (8 * i));
+	memcpy(cl->b + cl->len, h, SNAP_HASH_LEN);
+	cl->len += SNAP_HASH_LEN;
+	return 0;
+}
+
+/* Read fd to EOF, storing chunks; sets hash (blob or chunk list) and total. */
+static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP_HASH_LEN],
+			 uint64_t *total)
+{
+	struct chunklist cl = { 0 };
+	size_t have = 0;
+	uint64_t nchunks = 0;
+	bool eof = false;
+	uint8_t h[SNAP_HASH_LEN];
+	int rc = 0;
+
+	*total = 0;
+	for (;;) {
+		if (!eof && have < CDC_MAX) {
+			ssize_t r = read_full(fd, buf + have, 2 * CDC_MAX - have);
+			if (r < 0) {
+				rc = (int)r;
+				break;
+			}
+			eof = have + (size_t)r < 2 * CDC_MAX;
+			have += (size_t)r;
+			*total += (uint64_t)r;
+		}
+		if (have == 0 && nchunks > 0)
+			break;
+		size_t cut = cdc_cut(buf, have);
+		if ((rc = obj_hash(OBJ_BLOB, buf, cut, h)) < 0 ||
+		    (rc = obj_put(c->r, OBJ_BLOB, buf, cut, h)) < 0 ||
+		    (rc = chunklist_add(&cl, cut, h)) < 0)
+			break;
+		nchunks++;
+		atomic_fetch_add(&c->ctl->bytes_done, cut);
+		memmove(buf, buf + cut, have - cut);
+		have -= cut;
+		if (have == 0 && eof)
+			break;
+	}
+	if (rc == 0 && nchunks == 1)
+		memcpy(hash, h, SNAP_HASH_LEN);
+	else if (rc == 0 && (rc = obj_hash(OBJ_FILE, cl.b, cl.len, hash)) == 0)
+		rc = obj_put(c->r, OBJ_FILE, cl.b, cl.len, hash);
+	free(cl.b);
+	return rc;
+}
+
+static int read_one(struct cctx *c, struct fent *e, uint8_t *buf)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct stat a, b;
+		uint64_t total;
+		int fd, rc;
+
+		if ((rc = creds_user(c->cr)) < 0)
+			return rc;
+		fd = snap_open_beneath(c->rootfd, e->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+		if ((rc = creds_daemon(c->cr)) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return rc;
+		}
+		if ((fd == -EACCES || fd == -EPERM) && c->o->allow_unreadable) {
+			e->te.type = TT_UNREADABLE;
+			memset(e->te.hash, 0, SNAP_HASH_LEN);
+			atomic_fetch_add(&c->unreadable, 1);
+			return 1;
+		}
+		if (fd == -EACCES || fd == -EPERM) {
+			cfail(c, fd, "unreadable file", e->rel);
+			return fd;
+		}
+		if (fd == -ENOENT || fd == -ELOOP || fd == -ENOTDIR || fd == -EXDEV ||
+		    fd == -EISDIR)
+			continue; /* vanished or replaced by a symlink/dir: retry, then fail */
+		if (fd < 0) {
+			cfail(c, fd, "open", e->rel);
+			return fd;
+		}
+		if (fstat(fd, &a) < 0 || !S_ISREG(a.st_mode) || a.st_ino != e->ino) {
+			close(fd);
+			continue;
+		}
+		if (c->o->read_hook != NULL)
+			c->o->read_hook(e->rel, attempt, c->o->read_hook_arg);
+		rc = store_content(c, fd, buf, e->te.hash, &total);
+		if (rc == 0 && fstat(fd, &b) < 0)
+			rc = -errno;
+		close(fd);
+		if (rc < 0) {
+			cfail(c, rc, "read", e->rel);
+			return rc;
+		}
+		if (!same_stat(&a, &b) || total != (uint64_t)a.st_size)
+			continue;
+		e->te.size = (uint64_t)a.st_size;
+		e->te.mode = a.st_mode;
+		e->te.mtime_ns = ts_ns(&a.st_mtim);
+		e->ctime_ns = ts_ns(&a.st_ctim);
+		e->dev = a.st_dev;
+		return 0;
+	}
+	cfail(c, -EAGAIN, "file changed during snapshot", e->rel);
+	return -EAGAIN;
+}
+
+static void *read_worker(void *arg)
+{
+	struct cctx *c = arg;
+	uint8_t *buf = malloc(2 * CDC_MAX);
+	size_t i;
+
+	if (buf == NULL) {
+		cfail(c, -ENOMEM, "read", "");
+		return NULL;
+	}
+	while (!atomic_load(&c->failed) && (i = atomic_fetch_add(&c->next, 1)) < c->ntodo) {
+		if (read_one(c, c->todo[i], buf) < 0)
+			break;
+		atomic_fetch_add(&c->ctl->files_done, 1);
+		if (c->ctl->progress != NULL)
+			c->ctl->progress(c->ctl);
+	}
+	free(buf);
+	return NULL;
+}
+
+static int read_all(struct cctx *c)
+{
+	pthread_t th[SNAP_MAX_WORKERS];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int n = ncpu < 1 ? 1 : ncpu > SNAP_MAX_WORKERS ? SNAP_MAX_WORKERS : (int)ncpu, started = 0;
+
+	if ((size_t)n > c->ntodo)
+		n = c->ntodo ? (int)c->ntodo : 0;
+	for (int i = 1; i < n; i++) {
+		if (pthread_create(&th[i], NULL, read_worker, c) != 0)
+			break;
+		started++;
+	}
+	if (n > 0)
+		read_worker(c); /* this thread is worker 0 */
+	for (int i = 1; i <= started; i++)
+		pthread_join(th[i], NULL);
+	return atomic_load(&c->failed) ? (c->res->err ? c->res->err : -EIO) : 0;
+}
+
+/* ---- trees ---- */
+
+static int write_tree(struct cctx *c, struct fdir *d, uint8_t out[SNAP_HASH_LEN])
+{
+	struct tree_ent *te = malloc((d->n ? d->n : 1) * sizeof(*te));
+	uint8_t *enc;
+	size_t len;
+	int rc = 0;
+
+	if (te == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n && rc == 0; i++) {
+		struct fent *e = &d->ents[i];
+		if (e->te.type == TT_DIR && e->dir != NULL)
+			rc = write_tree(c, e->dir, e->te.hash);
+		else if (e->te.type == TT_SYMLINK)
+			rc = obj_put(c->r, OBJ_BLOB, e->link, e->te.size, e->te.hash);
+		te[i] = e->te;
+	}
+	if (rc == 0)
+		rc = tree_encode(te, d->n, &enc, &len);
+	if (rc == 0) {
+		rc = obj_hash(OBJ_TREE, enc, len, out);
+		if (rc == 0)
+			rc = obj_put(c->r, OBJ_TREE, enc, len, out);
+		free(enc);
+	}
+	free(te);
+	return rc;
+}
+
+/* ---- commit ---- */
+
+static int make_id(struct snap_info *si, int64_t created_ns)
+{
+	uint8_t h[SNAP_HASH_LEN];
+	char hex[SNAP_HEX_LEN + 1], *ex, *buf;
+	size_t exlen, len;
+	int rc;
+
+	if (index_pack_excludes(si->excludes, si->nexcludes, &ex, &exlen) < 0)
+		return -ENOMEM;
+	len = strlen(si->root) + strlen(si->workspace) + strlen(si->label) + exlen + 64;
+	buf = malloc(len);
+	if (buf == NULL) {
+		free(ex);
+		return -ENOMEM;
+	}
+	int n = snprintf(buf, len, "nono-snapshot-1%c%s%c%s%c%s%c%lld%c", 0, si->root, 0,
+			 si->workspace, 0, si->label, 0, (long long)created_ns, 0);
+	memcpy(buf + n, ex, exlen);
+	rc = obj_hash(OBJ_BLOB, buf, (size_t)n + exlen, h);
+	free(buf);
+	free(ex);
+	snap_hex(h, hex);
+	memcpy(si->id, hex, SNAP_ID_LEN);
+	si->id[SNAP_ID_LEN] = '\0';
+	return rc;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static int begin_immediate(sqlite3 *db)
+{
+	return sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+static int commit(struct cctx *c, struct snap_info *si, int64_t created_ns)
+{
+	sqlite3 *db = c->r->db;
+	struct statent *add;
+	size_t nadd = 0;
+	int64_t ws;
+	int rc;
+
+	add = calloc(c->ntodo ? c->ntodo : 1, sizeof(*add));
+	if (add == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->ntodo; i++) {
+		struct fent *e = c->todo[i];
+		struct statent *se = &add[nadd];
+		/* Only entries older than the walk's start: see the top of this file. */
+		if (e->te.type != TT_REG || e->ctime_ns >= c->start_coarse ||
+		    e->te.mtime_ns >= c->start_coarse)
+			continue;
+		se->path = e->rel;
+		se->plen = strlen(e->rel);
+		se->dev = e->dev;
+		se->ino = e->ino;
+		se->size = e->te.size;
+		se->mtime_ns = e->te.mtime_ns;
+		se->ctime_ns = e->ctime_ns;
+		memcpy(se->hash, e->te.hash, SNAP_HASH_LEN);
+		nadd++;
+	}
+	if (begin_immediate(db) < 0) {
+		free(add);
+		return -EIO;
+	}
+	rc = index_workspace_id(db, c->o->workspace, true, &ws);
+	if (rc == 0)
+		rc = statcache_save(db, ws, c->cache, add, nadd);
+	if (rc == 0 && c->o->commit) {
+		rc = make_id(si, created_ns);
+		if (rc == 0)
+			rc = index_insert_snapshot(db, ws, si);
+	}
+	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (rc < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	free(add);
+	return rc;
+}
+
+int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
+		    const struct create_opts *o, struct job_ctl *ctl,
+		    struct snap_result *res, struct snap_info *out)
+{
+	struct cctx *c = calloc(1, sizeof(*c));
+	struct fdir *root = calloc(1, sizeof(*root));
+	struct timespec coarse;
+	struct stat st;
+	int64_t created_ns = snap_now_ns(), ws;
+	uint8_t rooth[SNAP_HASH_LEN];
+	struct timespec t0;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(out, 0, sizeof(*out));
+	if (c == NULL || root == NULL) {
+		free(c);
+		free(root);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&c->emu, NULL);
+	c->r = r;
+	c->cr = cr;
+	c->o = o;
+	c->ctl = ctl;
+	c->res = res;
+	c->rootfd = -1;
+	clock_gettime(CLOCK_REALTIME_COARSE, &coarse);
+	c->start_coarse = ts_ns(&coarse);
+	if (index_workspace_id(r->db, o->workspace, false, &ws) < 0)
+		ws = -1;
+	if ((rc = statcache_load(r->db, ws, &c->cache)) < 0) {
+		snap_set_err(res, rc, "cannot load the stat cache");
+		goto out;
+	}
+	if ((rc = creds_user(cr)) < 0)
+		goto out;
+	c->rootfd = open(o->workspace, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = c->rootfd < 0 ? -errno : 0;
+	if (rc == 0 && fstat(c->rootfd, &st) < 0)
+		rc = -errno;
+	if (rc == 0 && cr->active && st.st_uid != cr->uid)
+		rc = -EPERM;
+	if (rc < 0) {
+		char p[600];
+		snap_path_print(o->workspace, p, sizeof(p));
+		creds_daemon(cr);
+		snap_set_err(res, rc, "workspace %s: %s", p,
+			     rc == -EPERM ? "not owned by the snapshot owner" : strerror(-rc));
+		goto out;
+	}
+	log_debug("snapshot %s: stat cache loaded (%.1f ms)", o->workspace, ms_since(&t0));
+	if (creds_daemon(cr) < 0) {
+		rc = -EPERM;
+		goto out;
+	}
+	rc = walk_all(c, root);
+	log_debug("walked %llu files (%.1f ms)", (unsigned long long)c->st.files, ms_since(&t0));
+	if (rc < 0) {
+		snap_set_err(res, rc, "walk failed: %s", strerror(-rc));
+		goto out;
+	}
+	if ((rc = collect_todo(c, root)) < 0 || (rc = read_all(c)) < 0)
+		goto out;
+	log_debug("read %zu files (%.1f ms)", c->ntodo, ms_since(&t0));
+	if ((rc = write_tree(c, root, rooth)) < 0 || (rc = repo_flush(r)) < 0) {
+		snap_set_err(res, rc, "cannot write to the store: %s", strerror(-rc));
+		goto out;
+	}
+	log_debug("trees written, objects durable (%.1f ms)", ms_since(&t0));
+	snap_hex(rooth, out->root);
+	out->workspace = strdup(o->workspace);
+	out->label = strdup(o->label ? o->label : "");
+	out->excludes = calloc(o->nexcludes + 1, sizeof(char *));
+	if (out->workspace == NULL || out->label == NULL || out->excludes == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < o->nexcludes; i++) {
+		if ((out->excludes[i] = strdup(o->excludes[i])) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		out->nexcludes++;
+	}
+	out->created = created_ns / 1000000000;
+	c->st.unreadable += atomic_load(&c->unreadable);
+	c->st.read_files = c->ntodo;
+	c->st.read_bytes = atomic_load(&ctl->bytes_done);
+	c->st.new_objects = atomic_load(&r->new_objects);
+	c->st.new_bytes = atomic_load(&r->new_bytes);
+	out->stats = c->st;
+	rc = commit(c, out, created_ns);
+	if (rc < 0)
+		snap_set_err(res, rc, "cannot commit the snapshot to the index");
+	log_debug("committed (%.1f ms)", ms_since(&t0));
+out:
+	if (rc < 0) {
+		snap_set_err(res, rc, "snapshot failed: %s", strerror(-rc));
+		snap_info_clear(out);
+	}
+	if (c->rootfd >= 0)
+		close(c->rootfd);
+	statcache_free(c->cache);
+	free(c->todo);
+	fdir_free(root);
+	pthread_mutex_destroy(&c->emu);
+	free(c);
+	return rc;
+}

@@ -1,0 +1,490 @@
+/*
+ * The store manager and its jobs: each operation runs in its own thread
+ * with its own repo (sqlite connection, fds); progress and completion come
+ * back to the libevent loop through a self-pipe, so the loop never blocks on
+ * file or database work. Operations that touch a workspace (create, restore,
+ * diff to live) are refused with -EBUSY while another one on the same
+ * workspace runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "snap-int.h"
+
+#define PROGRESS_INTERVAL_NS 250000000LL
+
+struct snap_job {
+	struct snap_store *s;
+	enum snap_op op;
+	struct snap_params p;        /* deep copy */
+	char **strs;                 /* owned strings behind p */
+	size_t nstrs;
+	snap_progress_fn progress;
+	snap_done_fn done;
+	void *arg;
+	pthread_t th;
+	struct job_ctl ctl;
+	struct snap_result res;
+	atomic_int progress_pending;
+	atomic_int finished;
+	atomic_int_fast64_t last_progress_ns;
+	struct snap_job *next;
+};
+
+struct snap_store {
+	char *root;
+	struct event_base *base;
+	int pipefd[2];
+	struct event *ev;
+	pthread_mutex_t mu;
+	struct snap_job *jobs;       /* running or finished, not yet reaped */
+	unsigned njobs;
+	struct busy *busy;           /* workspaces being walked or restored */
+};
+
+struct busy {
+	uid_t uid;
+	char *workspace;
+	struct busy *next;
+};
+
+/* Claim a workspace for this thread's operation; -EBUSY when another holds it. */
+static int busy_claim(struct snap_store *s, uid_t uid, const char *ws, struct busy **out)
+{
+	struct busy *b;
+
+	*out = NULL;
+	pthread_mutex_lock(&s->mu);
+	for (b = s->busy; b != NULL; b = b->next) {
+		if (b->uid == uid && strcmp(b->workspace, ws) == 0) {
+			pthread_mutex_unlock(&s->mu);
+			return -EBUSY;
+		}
+	}
+	b = calloc(1, sizeof(*b));
+	if (b == NULL || (b->workspace = strdup(ws)) == NULL) {
+		free(b);
+		pthread_mutex_unlock(&s->mu);
+		return -ENOMEM;
+	}
+	b->uid = uid;
+	b->next = s->busy;
+	s->busy = b;
+	pthread_mutex_unlock(&s->mu);
+	*out = b;
+	return 0;
+}
+
+static void busy_release(struct snap_store *s, struct busy *b)
+{
+	if (b == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	for (struct busy **pp = &s->busy; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(b->workspace);
+	free(b);
+}
+
+/* The workspace op will walk or write, or NULL when it touches none. */
+static int op_workspace(struct snap_repo *r, enum snap_op op, const struct snap_params *p,
+			char **ws)
+{
+	struct snap_info si;
+	int rc;
+
+	*ws = NULL;
+	if (op == SNAP_OP_CREATE) {
+		*ws = strdup(p->workspace);
+		return *ws ? 0 : -ENOMEM;
+	}
+	if (!(op == SNAP_OP_RESTORE || (op == SNAP_OP_DIFF && p->to == NULL)))
+		return 0;
+	if ((rc = index_get_snapshot(r->db, p->snapshot ? p->snapshot : "", &si)) < 0)
+		return rc;
+	*ws = si.workspace;
+	si.workspace = NULL;
+	snap_info_clear(&si);
+	return 0;
+}
+
+static void store_wake(struct snap_store *s)
+{
+	char b = 1;
+
+	/* Non-blocking: a full pipe already holds a wakeup. */
+	if (write(s->pipefd[1], &b, 1) < 0 && errno != EAGAIN)
+		log_warn("snapshot wakeup");
+}
+
+static int run_op(struct snap_store *s, enum snap_op op, const struct snap_params *p,
+		  struct job_ctl *ctl, struct snap_result *res)
+{
+	struct snap_repo *r = NULL;
+	struct snap_creds cr;
+	struct busy *busy = NULL;
+	char *ws = NULL;
+	int rc;
+
+	if ((rc = creds_init(&cr, p->owner, p->group)) < 0) {
+		snap_set_err(res, rc, "cannot look up the credentials of uid %u", (unsigned)p->owner);
+		return rc;
+	}
+	if ((rc = repo_open(s->root, p->owner, &r)) < 0) {
+		snap_set_err(res, rc, "cannot open the snapshot store: %s", strerror(-rc));
+		creds_release(&cr);
+		return rc;
+	}
+	if (op == SNAP_OP_CREATE && (p->workspace == NULL || p->workspace[0] != '/')) {
+		rc = -EINVAL;
+		snap_set_err(res, rc, "workspace must be an absolute path");
+		goto out;
+	}
+	if ((rc = op_workspace(r, op, p, &ws)) < 0) {
+		snap_set_err(res, rc, rc == -ENOENT ? "no snapshot %s" : "cannot read snapshot %s",
+			     p->snapshot ? p->snapshot : "");
+		goto out;
+	}
+	if (ws != NULL && (rc = busy_claim(s, p->owner, ws, &busy)) < 0) {
+		snap_set_err(res, rc, "another snapshot operation on this workspace is running");
+		goto out;
+	}
+	switch (op) {
+	case SNAP_OP_CREATE: {
+		struct create_opts co = {
+			.workspace = p->workspace, .label = p->label,
+			.excludes = (char *const *)p->excludes, .nexcludes = p->nexcludes,
+			.allow_unreadable = p->allow_unreadable, .commit = true,
+			.read_hook = p->read_hook, .read_hook_arg = p->read_hook_arg,
+		};
+		res->snaps = calloc(1, sizeof(*res->snaps));
+		if (res->snaps == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		if ((rc = repo_lock(r, false)) < 0)
+			break;
+		rc = snap_create_run(r, &cr, &co, ctl, res, &res->snaps[0]);
+		res->nsnaps = rc == 0 ? 1 : 0;
+		break;
+	}
+	case SNAP_OP_LIST:
+		rc = index_list(r->db, p->workspace, &res->snaps, &res->nsnaps);
+		break;
+	case SNAP_OP_DIFF: {
+		struct snap_info a = { 0 }, b = { 0 };
+		uint8_t ha[SNAP_HASH_LEN], hb[SNAP_HASH_LEN];
+		if ((rc = index_get_snapshot(r->db, p->snapshot ? p->snapshot : "", &a)) < 0) {
+			snap_set_err(res, rc, "no snapshot %s", p->snapshot ? p->snapshot : "");
+			break;
+		}
+		if (p->to != NULL) {
+			rc = index_get_snapshot(r->db, p->to, &b);
+			if (rc < 0)
+				snap_set_err(res, rc, "no snapshot %s", p->to);
+		} else {
+			/* Live: an uncommitted snapshot with the same excludes. */
+			struct create_opts co = {
+				.workspace = a.workspace, .label = "",
+				.excludes = a.excludes, .nexcludes = a.nexcludes,
+				.allow_unreadable = true, .commit = false,
+			};
+			rc = repo_lock(r, false);
+			if (rc == 0)
+				rc = snap_create_run(r, &cr, &co, ctl, res, &b);
+		}
+		if (rc == 0 && (snap_unhex(a.root, ha) < 0 || snap_unhex(b.root, hb) < 0))
+			rc = -EBADMSG;
+		if (rc == 0)
+			rc = snap_diff_trees(r, ha, hb, res);
+		snap_info_clear(&a);
+		snap_info_clear(&b);
+		break;
+	}
+	case SNAP_OP_RESTORE:
+		if ((rc = repo_lock(r, false)) == 0)
+			rc = snap_restore_run(r, &cr, p, ctl, res);
+		break;
+	case SNAP_OP_DELETE:
+		rc = snap_delete_run(r, p->snapshot ? p->snapshot : "", res);
+		break;
+	case SNAP_OP_VERIFY:
+		rc = snap_verify_run(r, res);
+		break;
+	case SNAP_OP_GC:
+		rc = snap_gc_run(r, p, res);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+out:
+	if (rc < 0)
+		snap_set_err(res, rc, "%s", strerror(-rc));
+	busy_release(s, busy);
+	free(ws);
+	repo_close(r);
+	creds_release(&cr);
+	return rc;
+}
+
+int snap_run(struct snap_store *s, enum snap_op op, const struct snap_params *p,
+	     struct snap_result *res)
+{
+	struct job_ctl ctl = { 0 };
+
+	memset(res, 0, sizeof(*res));
+	return run_op(s, op, p, &ctl, res);
+}
+
+/* ---- jobs ---- */
+
+static void job_progress(struct job_ctl *ctl)
+{
+	struct snap_job *j = (struct snap_job *)((char *)ctl - offsetof(struct snap_job, ctl));
+	int64_t now = snap_now_ns(), last = atomic_load(&j->last_progress_ns);
+
+	if (now - last < PROGRESS_INTERVAL_NS ||
+	    !atomic_compare_exchange_strong(&j->last_progress_ns, &last, now))
+		return;
+	atomic_store(&j->progress_pending, 1);
+	store_wake(j->s);
+}
+
+static void *job_main(void *arg)
+{
+	struct snap_job *j = arg;
+
+	run_op(j->s, j->op, &j->p, &j->ctl, &j->res);
+	atomic_store(&j->finished, 1);
+	store_wake(j->s);
+	return NULL;
+}
+
+static void job_free(struct snap_job *j)
+{
+	for (size_t i = 0; i < j->nstrs; i++)
+		free(j->strs[i]);
+	free(j->strs);
+	free((void *)j->p.excludes);
+	free((void *)j->p.paths);
+	snap_result_free(&j->res);
+	free(j);
+}
+
+static void store_dispatch(evutil_socket_t fd, short what, void *arg)
+{
+	struct snap_store *s = arg;
+	char buf[256];
+	struct snap_job *done = NULL;
+
+	(void)what;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	pthread_mutex_lock(&s->mu);
+	for (struct snap_job **pp = &s->jobs; *pp != NULL;) {
+		struct snap_job *j = *pp;
+		if (atomic_load(&j->finished)) {
+			*pp = j->next;
+			j->next = done;
+			done = j;
+			s->njobs--;
+			continue;
+		}
+		pp = &j->next;
+	}
+	pthread_mutex_unlock(&s->mu);
+	/* Progress of running jobs (callbacks run without the lock). */
+	for (;;) {
+		struct snap_job *pj = NULL;
+		struct snap_progress pr;
+		pthread_mutex_lock(&s->mu);
+		for (struct snap_job *j = s->jobs; j != NULL; j = j->next)
+			if (j->progress != NULL && atomic_exchange(&j->progress_pending, 0)) {
+				pj = j;
+				break;
+			}
+		if (pj != NULL) {
+			pr.op = pj->op;
+			pr.files_done = atomic_load(&pj->ctl.files_done);
+			pr.files_total = atomic_load(&pj->ctl.files_total);
+			pr.bytes_done = atomic_load(&pj->ctl.bytes_done);
+			pr.bytes_total = atomic_load(&pj->ctl.bytes_total);
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (pj == NULL)
+			break;
+		/* The job stays listed (not finished) until a later dispatch reaps it. */
+		pj->progress(&pr, pj->arg);
+	}
+	while (done != NULL) {
+		struct snap_job *j = done;
+		struct snap_result *res = malloc(sizeof(*res));
+		done = j->next;
+		pthread_join(j->th, NULL);
+		if (res != NULL) {
+			*res = j->res;
+			memset(&j->res, 0, sizeof(j->res));
+		}
+		j->done(res, j->arg);
+		job_free(j);
+	}
+}
+
+static char *job_strdup(struct snap_job *j, const char *s)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	d = strdup(s);
+	if (d != NULL)
+		j->strs[j->nstrs++] = d;
+	return d;
+}
+
+static int job_copy(struct snap_job *j, const struct snap_params *p)
+{
+	size_t n = 4 + p->nexcludes + p->npaths;
+
+	j->p = *p;
+	j->strs = calloc(n, sizeof(char *));
+	if (j->strs == NULL)
+		return -ENOMEM;
+	if ((p->workspace && !(j->p.workspace = job_strdup(j, p->workspace))) ||
+	    (p->label && !(j->p.label = job_strdup(j, p->label))) ||
+	    (p->snapshot && !(j->p.snapshot = job_strdup(j, p->snapshot))) ||
+	    (p->to && !(j->p.to = job_strdup(j, p->to))))
+		return -ENOMEM;
+	j->p.excludes = calloc(p->nexcludes + 1, sizeof(char *));
+	j->p.paths = calloc(p->npaths + 1, sizeof(char *));
+	if (j->p.excludes == NULL || j->p.paths == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nexcludes; i++)
+		if (!(((const char **)j->p.excludes)[i] = job_strdup(j, p->excludes[i])))
+			return -ENOMEM;
+	for (size_t i = 0; i < p->npaths; i++)
+		if (!(((const char **)j->p.paths)[i] = job_strdup(j, p->paths[i])))
+			return -ENOMEM;
+	if (p->npaths == 0) {
+		free((void *)j->p.paths);
+		j->p.paths = NULL;
+	}
+	return 0;
+}
+
+int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_params *p,
+		   snap_progress_fn progress, snap_done_fn done, void *arg)
+{
+	struct snap_job *j;
+	int rc;
+
+	if (s->base == NULL || done == NULL)
+		return -EINVAL;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->s = s;
+	j->op = op;
+	j->progress = progress;
+	j->done = done;
+	j->arg = arg;
+	j->ctl.progress = job_progress;
+	if ((rc = job_copy(j, p)) < 0) {
+		job_free(j);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	rc = pthread_create(&j->th, NULL, job_main, j);
+	if (rc != 0) {
+		pthread_mutex_unlock(&s->mu);
+		job_free(j);
+		return -rc;
+	}
+	j->next = s->jobs;
+	s->jobs = j;
+	s->njobs++;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+unsigned snap_store_jobs(struct snap_store *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->njobs;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+int snap_store_new(const char *root, struct event_base *base, struct snap_store **out)
+{
+	struct snap_store *s;
+	struct stat st;
+
+	*out = NULL;
+	if (mkdir(root, 0700) < 0 && errno != EEXIST) {
+		log_warn("mkdir %s", root);
+		return -errno;
+	}
+	if (lstat(root, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077) != 0) {
+		log_warnx("%s: %s must be a 0700 directory owned by the daemon", __func__, root);
+		return -EPERM;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->pipefd[0] = s->pipefd[1] = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	s->root = strdup(root);
+	if (s->root == NULL)
+		goto fail;
+	if (base != NULL) {
+		if (pipe2(s->pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
+			goto fail;
+		s->base = base;
+		s->ev = event_new(base, s->pipefd[0], EV_READ | EV_PERSIST, store_dispatch, s);
+		if (s->ev == NULL || event_add(s->ev, NULL) < 0)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	snap_store_free(s);
+	return -ENOMEM;
+}
+
+void snap_store_free(struct snap_store *s)
+{
+	if (s == NULL)
+		return;
+	/* Jobs cannot be cancelled mid-write safely: wait for them, drop callbacks. */
+	for (struct snap_job *j = s->jobs, *nx; j != NULL; j = nx) {
+		nx = j->next;
+		pthread_join(j->th, NULL);
+		job_free(j);
+	}
+	if (s->ev != NULL)
+		event_free(s->ev);
+	if (s->pipefd[0] >= 0)
+		close(s->pipefd[0]);
+	if (s->pipefd[1] >= 0)
+		close(s->pipefd[1]);
+	pthread_mutex_destroy(&s->mu);
+	free(s->root);
+	free(s);
+}

@@ -1,0 +1,523 @@
+/*
+ * Restore: take a safety snapshot of the live workspace (with the excludes
+ * stored in the snapshot being restored, so excluded paths are in neither
+ * tree and are never touched), then walk the two trees together and rewrite
+ * only what differs: files and symlinks through a temp name + renameat in
+ * the same directory, then modes and mtimes; remove what the snapshot lacks.
+ *
+ * Safety (nonod is root, the workspace belongs to an agent): all workspace
+ * work runs with the owner's fsuid/fsgid/groups (creds.c); every directory
+ * is opened relative to its parent's fd with O_NOFOLLOW|O_DIRECTORY, every
+ * create uses O_EXCL|O_NOFOLLOW, renames/unlinks are relative to those fds,
+ * and metadata is set on fds or with AT_SYMLINK_NOFOLLOW. A directory swapped
+ * for a symlink makes the open fail (ELOOP/ENOTDIR): restore never writes
+ * through it. Store objects are read with the daemon's credentials.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snap-int.h"
+
+#define RREL_MAX (PATH_MAX * 2)
+/* The first files restored are fsynced before their rename (a crash leaves
+ * old or new content, never an empty file); past this many, one syncfs()
+ * at the end is cheaper. */
+#define RESTORE_FSYNC_MAX 64
+
+enum sel { SEL_NONE = 0, SEL_ANCESTOR, SEL_INSIDE };
+
+struct rctx {
+	struct snap_repo *r;
+	const struct snap_creds *cr;
+	struct snap_result *res;
+	char *const *excludes;
+	size_t nexcludes;
+	char **paths;
+	size_t npaths;
+	uint64_t seq;
+	uint64_t nwritten;       /* files written: fsync each while few, else syncfs */
+	char rel[RREL_MAX];
+};
+
+static int rfail(struct rctx *c, int err, const char *what)
+{
+	char p[600];
+
+	snap_path_print(c->rel, p, sizeof(p));
+	snap_set_err(c->res, err, "restore: %s %s: %s", what, p[0] ? p : ".", strerror(-err));
+	return err;
+}
+
+static enum sel selected(const struct rctx *c, size_t rlen)
+{
+	enum sel s = SEL_NONE;
+
+	if (c->npaths == 0)
+		return SEL_INSIDE;
+	for (size_t i = 0; i < c->npaths; i++) {
+		size_t pl = strlen(c->paths[i]);
+		if (rlen >= pl && memcmp(c->rel, c->paths[i], pl) == 0 &&
+		    (rlen == pl || c->rel[pl] == '/'))
+			return SEL_INSIDE;
+		if (pl > rlen && memcmp(c->rel, c->paths[i], rlen) == 0 &&
+		    (rlen == 0 || c->paths[i][rlen] == '/'))
+			s = SEL_ANCESTOR;
+	}
+	return s;
+}
+
+static size_t rel_push(struct rctx *c, size_t rlen, const char *name, size_t nlen)
+{
+	size_t off = rlen ? rlen + 1 : 0;
+
+	if (off + nlen + 1 > sizeof(c->rel))
+		return 0;
+	if (rlen)
+		c->rel[rlen] = '/';
+	memcpy(c->rel + off, name, nlen);
+	c->rel[off + nlen] = '\0';
+	return off + nlen;
+}
+
+/* Store access needs the daemon's credentials; workspace access the user's. */
+static int get_obj(struct rctx *c, const uint8_t *h, enum obj_type want, uint8_t **d,
+		   size_t *l, enum obj_type *t)
+{
+	int rc = creds_daemon(c->cr);
+
+	if (rc == 0)
+		rc = obj_get(c->r, h, want, false, d, l, t);
+	if (creds_user(c->cr) < 0) {
+		free(*d);
+		*d = NULL;
+		return -EPERM;
+	}
+	return rc;
+}
+
+static int load_tree(struct rctx *c, const uint8_t *h, struct tree *t)
+{
+	uint8_t *d = NULL;
+	size_t l;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (h == NULL)
+		return 0;
+	rc = get_obj(c, h, OBJ_TREE, &d, &l, NULL);
+	return rc < 0 ? rc : tree_decode(d, l, t);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int write_content(struct rctx *c, int fd, const struct tree_ent *e)
+{
+	uint8_t *d = NULL;
+	size_t l;
+	enum obj_type t;
+	int rc = get_obj(c, e->hash, 0, &d, &l, &t);
+
+	if (rc < 0)
+		return rc;
+	if (t == OBJ_BLOB) {
+		rc = write_all(fd, d, l);
+	} else if (t == OBJ_FILE && l % 40 == 0) {
+		for (size_t off = 0; off < l && rc == 0; off += 40) {
+			uint8_t *chunk = NULL;
+			size_t cl;
+			rc = get_obj(c, d + off + 8, OBJ_BLOB, &chunk, &cl, NULL);
+			if (rc == 0)
+				rc = write_all(fd, chunk, cl);
+			free(chunk);
+		}
+	} else {
+		rc = -EBADMSG;
+	}
+	free(d);
+	return rc;
+}
+
+static void tmp_name(struct rctx *c, char *buf, size_t len)
+{
+	snprintf(buf, len, ".nono-restore-%ld-%llu", (long)getpid(),
+		 (unsigned long long)c->seq++);
+}
+
+static struct timespec ns_ts(int64_t ns)
+{
+	struct timespec t = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+
+	if (t.tv_nsec < 0) {
+		t.tv_nsec += 1000000000;
+		t.tv_sec--;
+	}
+	return t;
+}
+
+/* Create entry e as name in dfd, replacing a non-directory of that name. */
+static int put_entry(struct rctx *c, int dfd, const struct tree_ent *e, const char *name)
+{
+	char tmp[64];
+	struct timespec ts[2];
+	int rc = 0, fd;
+
+	ts[0] = ts[1] = ns_ts(e->mtime_ns);
+	tmp_name(c, tmp, sizeof(tmp));
+	switch (e->type) {
+	case TT_REG:
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return rfail(c, -errno, "create");
+		rc = write_content(c, fd, e);
+		if (rc == 0 && fchmod(fd, e->mode & 07777) < 0)
+			rc = -errno;
+		if (rc == 0 && futimens(fd, ts) < 0)
+			rc = -errno;
+		if (rc == 0 && c->nwritten++ < RESTORE_FSYNC_MAX && fsync(fd) < 0)
+			rc = -errno;
+		if (close(fd) < 0 && rc == 0)
+			rc = -errno;
+		break;
+	case TT_SYMLINK: {
+		uint8_t *d = NULL;
+		size_t l;
+		rc = get_obj(c, e->hash, OBJ_BLOB, &d, &l, NULL);
+		if (rc == 0 && (l == 0 || memchr(d, '\0', l) != NULL))
+			rc = -EBADMSG;
+		if (rc == 0) {
+			char *target = strndup((char *)d, l);
+			rc = target == NULL ? -ENOMEM : symlinkat(target, dfd, tmp) < 0 ? -errno : 0;
+			free(target);
+		}
+		free(d);
+		if (rc == 0 && utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+		break;
+	}
+	case TT_FIFO:
+	case TT_SOCK:
+		if (mknodat(dfd, tmp, (e->type == TT_FIFO ? S_IFIFO : S_IFSOCK) | (e->mode & 07777), 0) < 0)
+			return rfail(c, -errno, "mknod");
+		if (utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+		break;
+	default:
+		/* Devices need CAP_MKNOD, which the owner's credentials do not carry. */
+		log_info("restore: not recreating device or unreadable entry");
+		return 0;
+	}
+	if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
+		rc = -errno;
+	if (rc == 0 && c->nwritten <= RESTORE_FSYNC_MAX && fsync(dfd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlinkat(dfd, tmp, 0);
+		return rfail(c, rc, "write");
+	}
+	return 0;
+}
+
+/* Remove name in dfd; inside a directory, excluded entries are kept. */
+static int remove_entry(struct rctx *c, int dfd, const char *name, size_t rlen)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *dp;
+	int fd, rc = 0;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : rfail(c, -errno, "stat");
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? rfail(c, -errno, "unlink") : 0;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR) /* swapped for a symlink: unlink the link */
+			return unlinkat(dfd, name, 0) < 0 ? rfail(c, -errno, "unlink") : 0;
+		return rfail(c, -errno, "open");
+	}
+	dp = fdopendir(fd);
+	if (dp == NULL) {
+		close(fd);
+		return rfail(c, -errno, "opendir");
+	}
+	while (rc == 0 && (de = readdir(dp)) != NULL) {
+		size_t nlen = strlen(de->d_name), clen;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		clen = rel_push(c, rlen, de->d_name, nlen);
+		if (clen == 0)
+			rc = -ENAMETOOLONG;
+		else if (!exclude_match(c->excludes, c->nexcludes, c->rel, de->d_name))
+			rc = remove_entry(c, dirfd(dp), de->d_name, clen);
+		c->rel[rlen] = '\0';
+	}
+	closedir(dp);
+	if (rc == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOTEMPTY &&
+	    errno != ENOENT)
+		rc = rfail(c, -errno, "rmdir");
+	return rc;
+}
+
+static int restore_dir(struct rctx *c, int dfd, size_t rlen, const uint8_t *tgt,
+		       const uint8_t *live, bool *changed);
+
+/* Bring directory entry y (target) into place where x (live) may be. */
+static int restore_subdir(struct rctx *c, int dfd, const struct tree_ent *x,
+			  const struct tree_ent *y, size_t clen, enum sel s, bool *changed)
+{
+	char name[256];
+	struct timespec ts[2];
+	bool sub_changed = false;
+	int fd, rc;
+
+	memcpy(name, y->name, y->nlen);
+	name[y->nlen] = '\0';
+	if (x == NULL) {
+		if (mkdirat(dfd, name, 0700) < 0)
+			return rfail(c, -errno, "mkdir");
+		*changed = true;
+	}
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return rfail(c, -errno, "open directory");
+	rc = restore_dir(c, fd, clen, y->hash, x ? x->hash : NULL, &sub_changed);
+	if (rc == 0 && s == SEL_INSIDE) {
+		ts[0] = ts[1] = ns_ts(y->mtime_ns);
+		if ((x == NULL || (x->mode & 07777) != (y->mode & 07777)) &&
+		    fchmod(fd, y->mode & 07777) < 0)
+			rc = rfail(c, -errno, "chmod");
+		if (rc == 0 && (sub_changed || x == NULL || x->mtime_ns != y->mtime_ns) &&
+		    futimens(fd, ts) < 0)
+			rc = rfail(c, -errno, "utimes");
+	}
+	close(fd);
+	return rc;
+}
+
+static int restore_pair(struct rctx *c, int dfd, const struct tree_ent *x,
+			const struct tree_ent *y, size_t rlen, bool *changed)
+{
+	const struct tree_ent *e = y ? y : x;
+	char name[256];
+	size_t clen = rel_push(c, rlen, e->name, e->nlen);
+	enum sel s;
+	int rc = 0;
+
+	if (clen == 0)
+		return rfail(c, -ENAMETOOLONG, "path");
+	memcpy(name, e->name, e->nlen);
+	name[e->nlen] = '\0';
+	s = selected(c, clen);
+	if (s == SEL_NONE || (y == NULL && s != SEL_INSIDE))
+		goto out;
+	if (y == NULL) {
+		rc = remove_entry(c, dfd, name, clen);
+		if (rc == 0)
+			rc = snap_changes_add(c->res, c->rel, SNAP_REMOVED);
+		*changed = true;
+		goto out;
+	}
+	if (x != NULL && x->type != y->type) {
+		if ((rc = remove_entry(c, dfd, name, clen)) < 0)
+			goto out;
+		rc = snap_changes_add(c->res, c->rel, SNAP_TYPE_CHANGED);
+		*changed = true;
+		x = NULL;
+		if (rc < 0)
+			goto out;
+	} else if (x == NULL && s == SEL_INSIDE) {
+		if ((rc = snap_changes_add(c->res, c->rel, SNAP_ADDED)) < 0)
+			goto out;
+	}
+	if (y->type == TT_DIR) {
+		if (x == NULL || memcmp(x->hash, y->hash, SNAP_HASH_LEN) != 0 ||
+		    x->mode != y->mode || x->mtime_ns != y->mtime_ns)
+			rc = restore_subdir(c, dfd, x, y, clen, s, changed);
+		goto out;
+	}
+	if (s != SEL_INSIDE || y->type == TT_UNREADABLE)
+		goto out;
+	if (x == NULL || memcmp(x->hash, y->hash, SNAP_HASH_LEN) != 0 || x->mode != y->mode ||
+	    ((y->type == TT_CHR || y->type == TT_BLK) && x->size != y->size)) {
+		if (x != NULL && (rc = snap_changes_add(c->res, c->rel, SNAP_MODIFIED)) < 0)
+			goto out;
+		rc = put_entry(c, dfd, y, name);
+		*changed = true;
+	} else if (x->mtime_ns != y->mtime_ns) {
+		struct timespec ts[2] = { ns_ts(y->mtime_ns), ns_ts(y->mtime_ns) };
+		if (utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = rfail(c, -errno, "utimes");
+	}
+out:
+	c->rel[rlen] = '\0';
+	return rc;
+}
+
+static int restore_dir(struct rctx *c, int dfd, size_t rlen, const uint8_t *tgt,
+		       const uint8_t *live, bool *changed)
+{
+	struct tree tt, tl;
+	size_t i = 0, j = 0;
+	int rc;
+
+	if ((rc = load_tree(c, tgt, &tt)) < 0)
+		return rfail(c, rc, "read snapshot tree of");
+	if ((rc = load_tree(c, live, &tl)) < 0) {
+		tree_release(&tt);
+		return rfail(c, rc, "read safety tree of");
+	}
+	while (rc == 0 && (i < tt.n || j < tl.n)) {
+		int cmp = i >= tt.n ? 1 : j >= tl.n ? -1 :
+			  tree_name_cmp(tt.ents[i].name, tt.ents[i].nlen, tl.ents[j].name, tl.ents[j].nlen);
+		if (cmp < 0)
+			rc = restore_pair(c, dfd, NULL, &tt.ents[i++], rlen, changed);
+		else if (cmp > 0)
+			rc = restore_pair(c, dfd, &tl.ents[j++], NULL, rlen, changed);
+		else
+			rc = restore_pair(c, dfd, &tl.ents[j++], &tt.ents[i++], rlen, changed);
+	}
+	tree_release(&tt);
+	tree_release(&tl);
+	return rc;
+}
+
+/* "./a//b/" -> "a/b"; NULL for "..", absolute escapes or empty results. */
+static char *norm_path(const char *p)
+{
+	char *out = malloc(strlen(p) + 1), *o = out;
+
+	if (out == NULL)
+		return NULL;
+	while (*p) {
+		const char *s = p;
+		size_t l;
+		while (*p && *p != '/')
+			p++;
+		l = (size_t)(p - s);
+		while (*p == '/')
+			p++;
+		if (l == 0 || (l == 1 && s[0] == '.'))
+			continue;
+		if (l == 2 && s[0] == '.' && s[1] == '.') {
+			free(out);
+			return NULL;
+		}
+		if (o != out)
+			*o++ = '/';
+		memcpy(o, s, l);
+		o += l;
+	}
+	*o = '\0';
+	if (o == out) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+int snap_restore_run(struct snap_repo *r, const struct snap_creds *cr,
+		     const struct snap_params *p, struct job_ctl *ctl, struct snap_result *res)
+{
+	struct snap_info target = { 0 }, safety = { 0 };
+	struct create_opts co = { 0 };
+	struct rctx *c = calloc(1, sizeof(*c));
+	uint8_t th[SNAP_HASH_LEN], lh[SNAP_HASH_LEN];
+	char label[64];
+	struct stat st;
+	bool changed = false;
+	int rc, rootfd = -1;
+
+	if (c == NULL)
+		return -ENOMEM;
+	rc = p->snapshot ? index_get_snapshot(r->db, p->snapshot, &target) : -ENOENT;
+	if (rc < 0) {
+		snap_set_err(res, rc, "no snapshot %s", p->snapshot ? p->snapshot : "(none)");
+		goto out;
+	}
+	c->r = r;
+	c->cr = cr;
+	c->res = res;
+	c->excludes = target.excludes;
+	c->nexcludes = target.nexcludes;
+	if (p->npaths > 0 && (c->paths = calloc(p->npaths, sizeof(char *))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < p->npaths; i++) {
+		if ((c->paths[i] = norm_path(p->paths[i])) == NULL) {
+			rc = -EINVAL;
+			snap_set_err(res, rc, "invalid path in paths[%zu]: empty or contains ..", i);
+			goto out;
+		}
+		c->npaths++;
+	}
+	snprintf(label, sizeof(label), "safety: before restore of %s", target.id);
+	co.workspace = target.workspace;
+	co.label = label;
+	co.excludes = target.excludes;
+	co.nexcludes = target.nexcludes;
+	co.allow_unreadable = true; /* such files differ from the target and get rewritten */
+	co.commit = true;
+	rc = snap_create_run(r, cr, &co, ctl, res, &safety);
+	if (rc < 0)
+		goto out;
+	if (p->restore_hook != NULL)
+		p->restore_hook(p->restore_hook_arg);
+	if ((rc = snap_unhex(target.root, th)) < 0 || (rc = snap_unhex(safety.root, lh)) < 0)
+		goto out;
+	if ((rc = creds_user(cr)) < 0)
+		goto out;
+	rootfd = open(target.workspace, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = rootfd < 0 ? -errno : fstat(rootfd, &st) < 0 ? -errno : 0;
+	if (rc == 0 && cr->active && st.st_uid != cr->uid)
+		rc = -EPERM;
+	if (rc < 0)
+		snap_set_err(res, rc, "cannot open workspace: %s", strerror(-rc));
+	else
+		rc = restore_dir(c, rootfd, 0, th, lh, &changed);
+	if (rc == 0 && c->nwritten > RESTORE_FSYNC_MAX && syncfs(rootfd) < 0)
+		rc = -errno;
+	if (creds_daemon(cr) < 0 && rc == 0)
+		rc = -EPERM;
+out:
+	if (rc == 0 || safety.id[0] != '\0') {
+		/* Report the safety snapshot even on failure: it is the way back. */
+		res->snaps = calloc(1, sizeof(*res->snaps));
+		if (res->snaps != NULL) {
+			res->snaps[0] = safety;
+			res->nsnaps = 1;
+			memset(&safety, 0, sizeof(safety));
+		}
+	}
+	if (rc < 0)
+		snap_set_err(res, rc, "restore failed: %s", strerror(-rc));
+	if (rootfd >= 0)
+		close(rootfd);
+	for (size_t i = 0; i < c->npaths; i++)
+		free(c->paths[i]);
+	free(c->paths);
+	free(c);
+	snap_info_clear(&safety);
+	snap_info_clear(&target);
+	return rc;
+}

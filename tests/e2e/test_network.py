@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""The whole path out of a session: a real worker (curl, python3) in a real
+session of a real nonod, through the daemon's proxy, to a local HTTPS
+server with its own CA. The secret comes from the vault and is injected on
+the wire for the rule's host only; the worker never holds it."""
+import base64
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import nonotest
+from nonotest import Daemon, RpcError
+from sessions import PATH_ENV, exit_code, run
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "proxy"))
+import test_proxy as upstream  # noqa: E402  (its TLS server and test CA)
+
+CANARY = "CANARY-net-" + base64.b16encode(os.urandom(8)).decode()
+
+
+class NetworkTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="nono-net-")
+        upstream.TMP = cls.certs
+        upstream.make_certs(cls.certs)
+        cls.srv = upstream.TLSServer(cls.certs)
+        port = cls.srv.server_address[1]
+        import threading
+        threading.Thread(target=cls.srv.serve_forever, daemon=True).start()
+        cfg = (f"proxy_extra_ca = {cls.certs}/ca.pem\n"
+               f"resolve_override = api.test:443=127.0.0.1:{port}\n"
+               f"resolve_override = other.test:443=127.0.0.1:{port}\n")
+        cls.d = Daemon(config=cfg)
+        cls.ws = os.path.join(cls.d.dir, "ws")
+        os.makedirs(cls.ws)
+        c = cls.d.client()
+        c.call("secret.set", {"name": "tok", "value": CANARY})
+        c.close()
+        cls.policy = {"version": 1, "filesystem": {"read": ["$WORKSPACE"], "write": ["$WORKSPACE"]},
+                      "network": {"allow": ["api.test:443", "other.test:443"], "allow_private": True,
+                                  "inject": [{"host": "api.test", "header": "Authorization",
+                                              "value": "Bearer ${secret:tok}"}]}}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.shutdown()
+        cls.d.close()
+        subprocess.run(["rm", "-rf", cls.certs])
+
+    def setUp(self):
+        self.c = self.d.client()
+
+    def tearDown(self):
+        self.c.close()
+
+    def received(self, since):
+        with upstream.RECEIVED_LOCK:
+            return list(upstream.RECEIVED[since:])
+
+    def mark(self):
+        with upstream.RECEIVED_LOCK:
+            return len(upstream.RECEIVED)
+
+    def test_curl_gets_the_secret_injected_for_its_host_only(self):
+        m = self.mark()
+        # other.test has no rule: a blind tunnel, where curl checks the upstream's
+        # own certificate (from the test CA), not one made by nonod.
+        subprocess.run(["cp", f"{self.certs}/ca.pem", f"{self.ws}/upstream-ca.pem"], check=True)
+        final, out, err = run(self.c, ["sh", "-c", "curl -sS https://api.test/one && "
+                                       "curl -sS --cacert upstream-ca.pem https://other.test/two"],
+                              self.ws, policy=self.policy)
+        self.assertEqual(exit_code(final), 0, err)
+        self.assertEqual(final["network"], "strict" if os.geteuid() == 0 else final["network"])
+        got = {path: dict(h) for host, path, h, _ in self.received(m)}
+        self.assertEqual(got["/one"].get("Authorization"), f"Bearer {CANARY}")
+        self.assertNotIn("Authorization", got["/two"])
+        self.assertNotIn(CANARY.encode(), out + err)
+
+    def test_python_urllib_through_the_proxy(self):
+        m = self.mark()
+        code = "import urllib.request; print(urllib.request.urlopen('https://api.test/py').status)"
+        final, out, err = run(self.c, ["python3", "-c", code], self.ws, policy=self.policy)
+        self.assertEqual(exit_code(final), 0, err)
+        self.assertEqual(out.strip(), b"200")
+        self.assertEqual(dict(self.received(m)[0][2]).get("Authorization"), f"Bearer {CANARY}")
+
+    def test_the_secret_is_nowhere_in_the_sandbox(self):
+        probe = ("env; cat /proc/self/environ | tr '\\0' '\\n'; "
+                 "grep -r . $TMPDIR 2>/dev/null | head -c 2000000; ls -la $TMPDIR")
+        final, out, err = run(self.c, ["sh", "-c", probe], self.ws, policy=self.policy)
+        blob = out + err
+        for form in (CANARY.encode(), base64.b64encode(CANARY.encode()), CANARY.encode().hex().encode()):
+            self.assertNotIn(form, blob)
+        self.assertIn(b"HTTPS_PROXY=http://nono:", blob)  # it is wired, though
+        self.assertIn(b"SSL_CERT_FILE=", blob)
+
+    def test_denied_host_gets_403_and_an_audit_record(self):
+        final, out, err = run(self.c, ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                       "https://denied.test/"], self.ws, policy=self.policy)
+        self.assertNotEqual(exit_code(final), 0)
+        recs = self.c.call("audit.list", {"session": final["id"]})["records"]
+        self.assertTrue(any(r["host"] == "denied.test" and r["status"] == 403 for r in recs), recs)
+
+    def test_no_other_way_out(self):
+        # Bypassing the proxy must fail: the session's namespace has only loopback.
+        final, out, err = run(self.c, ["curl", "-sS", "--noproxy", "*", "--max-time", "5",
+                                       "https://api.test/direct"], self.ws, policy=self.policy)
+        self.assertNotEqual(exit_code(final), 0)
+
+    def test_audit_names_the_secret_never_its_value(self):
+        final, _, err = run(self.c, ["curl", "-sS", "https://api.test/audited"], self.ws, policy=self.policy)
+        self.assertEqual(exit_code(final), 0, err)
+        recs = self.c.call("audit.list", {"session": final["id"]})["records"]
+        hit = [r for r in recs if r["path"] == "/audited"]
+        self.assertEqual(hit[0]["secret"], "tok")
+        self.assertNotIn(CANARY, repr(recs))
+        self.assertNotIn(CANARY, self.d.logtext())
+
+    def test_without_network_rules_there_is_no_network(self):
+        final, out, err = run(self.c, ["curl", "-sS", "--max-time", "5", "https://api.test/"], self.ws)
+        self.assertNotEqual(exit_code(final), 0)
+        self.assertEqual(final["network"], "none")
+
+
+if __name__ == "__main__":
+    nonotest.main()
