@@ -69,8 +69,8 @@ class NetworkTest(unittest.TestCase):
         # other.test has no rule: a blind tunnel, where curl checks the upstream's
         # own certificate (from the test CA), not one made by nonod.
         subprocess.run(["cp", f"{self.certs}/ca.pem", f"{self.ws}/upstream-ca.pem"], check=True)
-        final, out, err = run(self.c, ["sh", "-c", "curl -sS https://api.test/one && "
-                                       "curl -sS --cacert upstream-ca.pem https://other.test/two"],
+        final, out, err = run(self.c, ["sh", "-c", "curl -sS -o /dev/null https://api.test/one && "
+                                       "curl -sS -o /dev/null --cacert upstream-ca.pem https://other.test/two"],
                               self.ws, policy=self.policy)
         self.assertEqual(exit_code(final), 0, err)
         self.assertEqual(final["network"], "strict" if os.geteuid() == 0 else final["network"])
