@@ -27,6 +27,7 @@
 
 #include <event2/event.h>
 
+#include "config.h"
 #include "conn.h"
 #include "daemon.h"
 #include "log.h"
@@ -230,6 +231,8 @@ struct spawn_ctx {
 	gid_t groups[256];
 	int ngroups;
 	uint16_t ports[1];
+	const char *own[3];       /* nonod's state dir, socket dir, config file */
+	char sockdir[4096];
 };
 
 static void spawn_ctx_free(struct spawn_ctx *x)
@@ -256,11 +259,22 @@ static int ctx_setenv(struct spawn_ctx *x, const char *name, const char *value)
 
 static int spawn_fs_rules(struct spawn_ctx *x, const struct policy *p, const char *tmpdir)
 {
-	x->rules = calloc(p->n_fs + 1, sizeof(*x->rules));
+	x->own[0] = nonod->state_dir;
+	x->own[1] = x->sockdir[0] != '\0' ? x->sockdir : NULL;
+	x->own[2] = nonod->cfg->path;
+	x->rules = calloc(p->n_fs + 1 + sizeof(x->own) / sizeof(x->own[0]), sizeof(*x->rules));
 	if (x->rules == NULL)
 		return -ENOMEM;
 	/* The session's own TMPDIR is always its to use, whatever the policy says. */
 	x->rules[x->nrules++] = (struct sandbox_path_rule){ .path = tmpdir, .access = SANDBOX_WRITE };
+	/* nonod's own files are never a worker's, whatever the policy allows
+	 * around them (a user-mode state dir sits under $HOME): the database,
+	 * the master key, the socket's directory, the configuration. */
+	for (size_t i = 0; i < sizeof(x->own) / sizeof(x->own[0]); i++)
+		if (x->own[i] != NULL)
+			x->rules[x->nrules++] = (struct sandbox_path_rule){
+				.path = x->own[i], .access = SANDBOX_DENY,
+				.flags = SANDBOX_PATH_OPTIONAL };
 	for (size_t i = 0; i < p->n_fs; i++) {
 		const struct policy_fs_rule *r = &p->fs[i];
 		struct sandbox_path_rule *o = &x->rules[x->nrules++];
@@ -636,6 +650,18 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 
 	if ((rc = spawn_tmpdir(s, err)) < 0 || (rc = spawn_resolve_policy(s, r, err)) < 0)
 		goto fail;
+	if (nonod->socket_path != NULL && nonod->socket_path[0] == '/') {
+		char *slash;
+
+		snprintf(x.sockdir, sizeof(x.sockdir), "%s", nonod->socket_path);
+		slash = strrchr(x.sockdir, '/');
+		if (slash != NULL && slash != x.sockdir)
+			*slash = '\0';
+		else
+			x.sockdir[0] = '\0';
+	}
+	if (x.sockdir[0] == '\0' || strcmp(x.sockdir, "/tmp") == 0 || strcmp(x.sockdir, "/run") == 0)
+		x.sockdir[0] = '\0'; /* a shared directory is not ours to deny */
 	if (spawn_fs_rules(&x, r->policy, s->tmpdir) < 0 || spawn_env(s, r->policy, &x) < 0) {
 		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
 		goto fail;

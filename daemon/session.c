@@ -591,6 +591,12 @@ static void session_ended(struct session *s, int status, const struct rusage *ru
 		snprintf(s->end_reason, sizeof(s->end_reason), "exited");
 	session_kill_procs(s); /* whatever the leader left behind */
 	s->state = SESSION_EXITED;
+	/* The pid is free for reuse now: drop the handle (signals to an ended
+	 * session are refused by state). */
+	if (s->pidfd >= 0) {
+		close(s->pidfd);
+		s->pidfd = -1;
+	}
 	if (s->ev_wall != NULL) {
 		event_free(s->ev_wall);
 		s->ev_wall = NULL;

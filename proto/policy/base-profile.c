@@ -83,7 +83,10 @@ const struct policy_base_entry policy_base_profile[] = {
 	{ "/dev/random", R, false, "entropy" },
 	{ "/dev/urandom", R, false, "entropy" },
 	{ "/dev/tty", RW, true, "the controlling terminal (pty stdio mode)" },
-	{ "/dev/pts", RW, true, "pseudo-terminals for interactive tools" },
+	/* Not /dev/pts: with it a worker could open any terminal its uid owns
+	 * (other sessions', the user's login shell) to spoof output or read
+	 * typed input. A session's own terminal works through the fds it was
+	 * given and /dev/tty; new ptys need a private devpts instance (todo). */
 	{ "/dev/ptmx", RW, true, "opening new pseudo-terminals (script, expect)" },
 	/* No /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr: they are symlinks into
 	 * /proc/self, which the daemon would resolve to its own fds while
