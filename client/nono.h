@@ -236,6 +236,84 @@ const char *nono_status_sandbox_json(const nono_status *s);
 /* The whole result as JSON text. */
 const char *nono_status_json(const nono_status *s);
 
+/* ---- in-process sandbox ---- */
+
+/*
+ * A policy for nono_sandbox_apply(): the same policy model nonod uses
+ * (docs/policies/README.md), built from text or step by step. The base
+ * profile (system libraries and tools, read-only) is merged unless the
+ * policy says "base": "none". Builders copy their arguments.
+ */
+typedef struct nono_policy nono_policy;
+
+/* An empty version-1 policy (base profile only). NULL on out of memory. */
+nono_policy *nono_policy_new(void);
+
+/*
+ * Parse and validate len bytes of JSON or YAML. On success *out owns a new
+ * policy. An invalid policy fails with NONO_E_POLICY_INVALID, the key's
+ * path in nono_error_field() and "LINE:COL: path: message" as detail.
+ */
+int nono_policy_from_text(const char *text, size_t len, nono_policy **out, nono_error **err);
+
+/*
+ * Add a filesystem rule. path is absolute or starts with $WORKSPACE (the
+ * current directory at apply time), $HOME or $TMPDIR. Checked in full by
+ * nono_sandbox_apply(); here only NULL/empty/too long is refused
+ * (NONO_E_INVALID_PARAMS). NONO_E_INTERNAL on out of memory.
+ */
+int nono_policy_allow_read(nono_policy *p, const char *path);
+int nono_policy_allow_write(nono_policy *p, const char *path);
+int nono_policy_deny(nono_policy *p, const char *path);
+
+/*
+ * Allow TCP connect() to this port on any host (Landlock matches ports,
+ * not hosts; UDP and raw sockets stay denied by seccomp). Without any,
+ * the process can open no inet socket at all. At most 64 ports
+ * (NONO_E_LIMIT_EXCEEDED).
+ */
+int nono_policy_allow_tcp_port(nono_policy *p, uint16_t port);
+
+/* Best effort: kernel features that are missing are reported, not fatal. */
+int nono_policy_set_best_effort(nono_policy *p, bool best_effort);
+
+/* The policy document as JSON text (malloc'd; NULL on out of memory). */
+char *nono_policy_to_json(const nono_policy *p);
+
+void nono_policy_free(nono_policy *p);
+
+/*
+ * Restrict the calling process, irreversibly: no_new_privs, rlimits from
+ * limits, Landlock (filesystem rules, TCP ports, scopes), seccomp. It
+ * applies to the calling thread and the children it starts later, so the
+ * process must have exactly one thread (else NONO_E_SANDBOX_UNAVAILABLE,
+ * nothing applied). Variables: $WORKSPACE = getcwd(), $HOME and $TMPDIR
+ * from the environment ($TMPDIR defaults to /tmp).
+ *
+ * Not in-process: network allow/inject/routes (they need nonod's proxy:
+ * use nono_policy_allow_tcp_port), limits.wall and snapshots; a policy
+ * using them fails with NONO_E_POLICY_INVALID. The env section is not
+ * applied to this process's own environment.
+ *
+ * Errors: NONO_E_POLICY_INVALID (the policy, or a path that does not
+ * exist), NONO_E_SANDBOX_UNAVAILABLE (a kernel feature is missing and the
+ * policy is strict; or a step failed after restrictions began, in which
+ * case the detail says so and the process should exit), NONO_E_INTERNAL.
+ */
+int nono_sandbox_apply(const nono_policy *p, nono_error **err);
+
+/*
+ * Everything nono_sandbox_apply() does except the restriction itself: on
+ * success *report_json (if not NULL) receives what would be enforced, as
+ * malloc'd JSON {"landlock_abi", "best_effort", "features": {name:
+ * {"enforced", "detail"}}}.
+ */
+int nono_sandbox_check(const nono_policy *p, char **report_json, nono_error **err);
+
+/* What the last successful nono_sandbox_apply() of this process enforces
+ * (same JSON as nono_sandbox_check), malloc'd; NULL when none ran. */
+char *nono_sandbox_report_json(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,12 @@
 
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_status_entry,
+	&cmd_run_entry,
+	&cmd_ps_entry,
+	&cmd_wait_entry,
+	&cmd_kill_entry,
+	&cmd_secret_entry,
+	&cmd_policy_entry,
 	NULL,
 };
 

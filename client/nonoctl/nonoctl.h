@@ -6,6 +6,7 @@
 #define NONOCTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "nono.h"
@@ -36,7 +37,15 @@ struct cmd_entry {
 	int (*exec)(struct nonoctl *ctl, int argc, char **argv);
 };
 
+struct json_object;
+
 extern const struct cmd_entry cmd_status_entry;
+extern const struct cmd_entry cmd_run_entry;
+extern const struct cmd_entry cmd_ps_entry;
+extern const struct cmd_entry cmd_wait_entry;
+extern const struct cmd_entry cmd_kill_entry;
+extern const struct cmd_entry cmd_secret_entry;
+extern const struct cmd_entry cmd_policy_entry;
 
 /*
  * Connect ctl->client (after the command has checked its arguments, so a
@@ -61,5 +70,21 @@ int out_json_pretty(const char *json);
 /* Parse argv for a command taking no arguments but -h/--help. <0 = go on,
  * else the exit code to return. */
 int out_noargs(const struct cmd_entry *cmd, int argc, char **argv);
+
+/* ---- util.c ---- */
+
+/* "30" (seconds), "500ms", "30s", "5m", "2h", "1d" -> *ms (> 0, at most
+ * 31 days). 0, -EINVAL or -ERANGE. */
+int util_parse_duration(const char *s, int64_t *ms);
+/* Borrowed string member, NULL when absent or not a string. */
+const char *util_json_str(struct json_object *o, const char *key);
+/* Integer member; false when absent or not an integer. */
+bool util_json_int(struct json_object *o, const char *key, int64_t *out);
+/* A Session's exit as a shell would report it: code, 128+N for signal N;
+ * -1 when it has not exited. */
+int util_session_exit_code(struct json_object *session);
+/* Print a run/wait failure; 127 for exec_failed "not found" on argv[0],
+ * 126 for "not executable", else 125. */
+int util_run_error(const char *what, const nono_error *err);
 
 #endif
