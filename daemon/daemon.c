@@ -17,6 +17,7 @@
 #include "vault.h"
 #include "audit.h"
 #include "proxy.h"
+#include "snap.h"
 #include "db.h"
 #include "log.h"
 #include "notify.h"
@@ -284,6 +285,23 @@ static void daemon_open_proxy(void)
 		log_errorx("the proxy did not start: sessions with network rules will be refused");
 }
 
+/* The snapshot store: one per user under state_dir/snapshots/<uid>. */
+static void daemon_open_snap(void)
+{
+	char *root = NULL;
+	int rc;
+
+	if (asprintf(&root, "%s/snapshots", nonod->state_dir) < 0)
+		return;
+	rc = snap_store_new(root, nonod->base, &nonod->snap);
+	if (rc < 0) {
+		errno = -rc;
+		log_error("snapshot store %s: snapshot.* will answer backend_unavailable", root);
+		nonod->snap = NULL;
+	}
+	free(root);
+}
+
 static void daemon_open_vault(void)
 {
 	struct vault_options vo = {
@@ -346,6 +364,7 @@ int nonod_init(const struct nonod_options *o)
 	if ((rc = audit_init()) < 0)
 		return rc;
 	daemon_open_proxy();
+	daemon_open_snap();
 	ev_sigterm = evsignal_new(nonod->base, SIGTERM, daemon_on_signal, NULL);
 	ev_sigint = evsignal_new(nonod->base, SIGINT, daemon_on_signal, NULL);
 	ev_sighup = evsignal_new(nonod->base, SIGHUP, daemon_on_signal, NULL);
@@ -387,6 +406,8 @@ void nonod_fini(void)
 	sessions_fini();
 	proxy_free(nonod->proxy);
 	nonod->proxy = NULL;
+	snap_store_free(nonod->snap);
+	nonod->snap = NULL;
 	audit_fini();
 	conn_close_all(NULL);
 	if (ev_sigterm != NULL)

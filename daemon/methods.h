@@ -12,5 +12,6 @@ struct json_object *secret_status_json(const char *open_error);
 extern const struct method session_methods[];
 extern const struct method policy_methods[];
 extern const struct method audit_methods[];
+extern const struct method snapshot_methods[];
 
 #endif

@@ -21,6 +21,7 @@ const struct method *const rpc_method_tables[] = {
 	session_methods,
 	policy_methods,
 	audit_methods,
+	snapshot_methods,
 	NULL,
 };
 

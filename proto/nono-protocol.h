@@ -71,5 +71,13 @@ enum nono_error_code {
 #define NONO_M_SESSION_KILL "session.kill"
 #define NONO_M_SESSION_OUTPUT "session.output"
 #define NONO_M_POLICY_VALIDATE "policy.validate"
+#define NONO_M_AUDIT_LIST "audit.list"
+#define NONO_M_SNAPSHOT_CREATE "snapshot.create"
+#define NONO_M_SNAPSHOT_LIST "snapshot.list"
+#define NONO_M_SNAPSHOT_DIFF "snapshot.diff"
+#define NONO_M_SNAPSHOT_RESTORE "snapshot.restore"
+#define NONO_M_SNAPSHOT_DELETE "snapshot.delete"
+#define NONO_M_SNAPSHOT_VERIFY "snapshot.verify"
+#define NONO_M_SNAPSHOT_GC "snapshot.gc"
 
 #endif /* NONO_PROTOCOL_H */

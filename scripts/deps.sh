@@ -6,7 +6,7 @@ set -euo pipefail
 BUILD_DEPS=(
   build-essential meson ninja-build pkg-config
   libevent-dev libssl-dev libjson-c-dev libsqlite3-dev libsystemd-dev
-  libyaml-dev check
+  libyaml-dev check libzstd-dev
 )
 # Real peers the tests talk to: no mocks where the real thing runs here.
 TEST_DEPS=(

@@ -42,6 +42,7 @@ struct fent {
 	char *link;              /* symlink target */
 	uint64_t dev, ino;
 	int64_t ctime_ns;
+	bool vanished;           /* directory removed while we walked: left out */
 };
 
 struct fdir {
@@ -288,7 +289,13 @@ static int walk_subdir(struct walker *w, struct fent *e, size_t rlen)
 		w->rel[rlen] = '/';
 	memcpy(w->rel + (rlen ? rlen + 1 : 0), e->te.name, nlen + 1);
 	rc = walk_dir(w, e->dir, clen, false);
-	if ((rc == -EACCES || rc == -EPERM) && c->o->allow_unreadable) {
+	if (rc == -ENOENT && e->dir->n == 0) {
+		/* Removed between readdir and open: not in the snapshot, like a
+		 * file that vanishes before its stat. */
+		e->vanished = true;
+		w->st.dirs--;
+		rc = 0;
+	} else if ((rc == -EACCES || rc == -EPERM) && c->o->allow_unreadable) {
 		e->te.type = TT_UNREADABLE;
 		w->st.unreadable++;
 		rc = 0;
@@ -594,16 +601,20 @@ static int write_tree(struct cctx *c, struct fdir *d, uint8_t out[SNAP_HASH_LEN]
 
 	if (te == NULL)
 		return -ENOMEM;
+	size_t n = 0;
+
 	for (size_t i = 0; i < d->n && rc == 0; i++) {
 		struct fent *e = &d->ents[i];
+		if (e->vanished)
+			continue;
 		if (e->te.type == TT_DIR && e->dir != NULL)
 			rc = write_tree(c, e->dir, e->te.hash);
 		else if (e->te.type == TT_SYMLINK)
 			rc = obj_put(c->r, OBJ_BLOB, e->link, e->te.size, e->te.hash);
-		te[i] = e->te;
+		te[n++] = e->te;
 	}
 	if (rc == 0)
-		rc = tree_encode(te, d->n, &enc, &len);
+		rc = tree_encode(te, n, &enc, &len);
 	if (rc == 0) {
 		rc = obj_hash(OBJ_TREE, enc, len, out);
 		if (rc == 0)

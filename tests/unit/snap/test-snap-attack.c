@@ -1,0 +1,272 @@
+/*
+ * The symlink-swap attack on restore, as root (nonod's situation).
+ *
+ * A workspace owned by an unprivileged uid holds cfg/passwd. The agent
+ * replaces the directory cfg with a symlink to a directory standing in for
+ * /etc, either before the restore starts or right after the safety snapshot
+ * (the restore hook), hoping restore writes cfg/passwd through it. Two
+ * decoys: root-owned 0755 (the real /etc case, where the owner's fsuid alone
+ * already blocks writes) and a world-writable 0777 one (so only the
+ * no-follow path walk stands in the way). The control case shows that,
+ * without the swap, restore does write that path.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "log.h"
+#include "snap.h"
+
+#define NOBODY 65534
+
+static char *g_tmp;
+
+static void tc_setup(void)
+{
+	g_tmp = th_tmpdir("attack");
+}
+
+static void tc_teardown(void)
+{
+	th_rmrf(g_tmp);
+	free(g_tmp);
+	g_tmp = NULL;
+}
+
+struct world {
+	char *dir, *ws, *decoy, *cfg;
+	struct snap_store *s;
+	struct snap_params p;
+	char id[SNAP_ID_LEN + 1];
+	char *decoy_before;
+};
+
+static void swap_to_symlink(struct world *w)
+{
+	th_rmrf(w->cfg);
+	ck_assert_int_eq(symlink(w->decoy, w->cfg), 0);
+	ck_assert_int_eq(lchown(w->cfg, NOBODY, NOBODY), 0);
+}
+
+static void hook_swap(void *arg)
+{
+	swap_to_symlink(arg);
+}
+
+static void world_new(struct world *w, const char *tag, mode_t decoy_mode)
+{
+	struct snap_result r;
+
+	memset(w, 0, sizeof(*w));
+	ck_assert(asprintf(&w->dir, "%s/%s", g_tmp, tag) > 0);
+	ck_assert_int_eq(mkdir(w->dir, 0755), 0);
+	ck_assert(asprintf(&w->ws, "%s/ws", w->dir) > 0);
+	ck_assert(asprintf(&w->cfg, "%s/ws/cfg", w->dir) > 0);
+	ck_assert(asprintf(&w->decoy, "%s/etc", w->dir) > 0);
+	/* The stand-in for /etc: root-owned, with a passwd and a subdir. */
+	th_mkdir(w->dir, "etc", decoy_mode);
+	th_write(w->decoy, "passwd", "root:x:0:0::/root:/bin/sh\n", 26, 0644);
+	th_mkdir(w->decoy, "sub", 0755);
+	th_writes(w->decoy, "sub/keep", "k");
+	w->decoy_before = th_manifest(w->decoy, true);
+	/* The workspace, owned by nobody. */
+	th_mkdir(w->dir, "ws", 0755);
+	th_mkdir(w->ws, "cfg", 0755);
+	th_writes(w->ws, "cfg/passwd", "snapshot-version\n");
+	th_mkdir(w->ws, "cfg/sub", 0755);
+	th_writes(w->ws, "cfg/sub/keep", "snap");
+	th_chown_r(w->ws, NOBODY, NOBODY);
+	char *store;
+	ck_assert(asprintf(&store, "%s/store", w->dir) > 0);
+	ck_assert_int_eq(snap_store_new(store, NULL, &w->s), 0);
+	free(store);
+	w->p.owner = NOBODY;
+	w->p.group = NOBODY;
+	w->p.workspace = w->ws;
+	w->p.keep_last = w->p.keep_within = -1;
+	ck_assert_int_eq(snap_run(w->s, SNAP_OP_CREATE, &w->p, &r), 0);
+	memcpy(w->id, r.snaps[0].id, sizeof(w->id));
+	snap_result_free(&r);
+	/* The agent edits what restore will want to put back. */
+	th_writes(w->ws, "cfg/passwd", "agent-version\n");
+	th_writes(w->ws, "cfg/extra", "x");
+	th_chown_r(w->ws, NOBODY, NOBODY);
+	w->p.snapshot = w->id;
+}
+
+static void world_check_decoy(struct world *w)
+{
+	char *after = th_manifest(w->decoy, true);
+
+	ck_assert_msg(strcmp(w->decoy_before, after) == 0, "decoy changed:\n%s\nvs\n%s",
+		      w->decoy_before, after);
+	free(after);
+}
+
+static void world_free(struct world *w)
+{
+	snap_store_free(w->s);
+	free(w->dir);
+	free(w->ws);
+	free(w->decoy);
+	free(w->cfg);
+	free(w->decoy_before);
+}
+
+START_TEST(test_control_restore_writes_cfg)
+{
+	struct world w;
+	struct snap_result r;
+	char *s;
+
+	world_new(&w, "control", 0755);
+	ck_assert_int_eq(snap_run(w.s, SNAP_OP_RESTORE, &w.p, &r), 0);
+	snap_result_free(&r);
+	s = th_read(w.ws, "cfg/passwd", NULL);
+	ck_assert_str_eq(s, "snapshot-version\n");
+	free(s);
+	ck_assert_ptr_null(th_read(w.ws, "cfg/extra", NULL));
+	world_check_decoy(&w);
+	world_free(&w);
+}
+END_TEST
+
+static void swap_before(mode_t decoy_mode)
+{
+	struct world w;
+	struct snap_result r;
+	struct stat st;
+	char *s;
+
+	world_new(&w, decoy_mode == 0755 ? "before-root" : "before-open", decoy_mode);
+	swap_to_symlink(&w);
+	/* The safety snapshot sees a symlink where the snapshot has a directory:
+	 * restore replaces the link itself and never follows it. */
+	ck_assert_int_eq(snap_run(w.s, SNAP_OP_RESTORE, &w.p, &r), 0);
+	snap_result_free(&r);
+	world_check_decoy(&w);
+	ck_assert_int_eq(lstat(w.cfg, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_uid, NOBODY); /* created with the owner's fsuid */
+	s = th_read(w.ws, "cfg/passwd", NULL);
+	ck_assert_str_eq(s, "snapshot-version\n");
+	free(s);
+	world_free(&w);
+}
+
+START_TEST(test_swap_before_restore_root_decoy)
+{
+	swap_before(0755);
+}
+END_TEST
+
+START_TEST(test_swap_before_restore_open_decoy)
+{
+	swap_before(0777);
+}
+END_TEST
+
+static void swap_during(mode_t decoy_mode)
+{
+	struct world w;
+	struct snap_result r;
+	struct stat st;
+	int rc;
+
+	world_new(&w, decoy_mode == 0755 ? "during-root" : "during-open", decoy_mode);
+	w.p.restore_hook = hook_swap;
+	w.p.restore_hook_arg = &w;
+	/* The trees say cfg is a directory; the open with O_NOFOLLOW fails. */
+	rc = snap_run(w.s, SNAP_OP_RESTORE, &w.p, &r);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_msg(strstr(r.detail, "cfg") != NULL, "%s", r.detail);
+	ck_assert_int_eq(r.nsnaps, 1); /* the safety snapshot is still reported */
+	snap_result_free(&r);
+	world_check_decoy(&w);
+	ck_assert_int_eq(lstat(w.cfg, &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	/* No temp file was left in the decoy either (manifest compared above). */
+	world_free(&w);
+}
+
+START_TEST(test_swap_during_restore_root_decoy)
+{
+	swap_during(0755);
+}
+END_TEST
+
+START_TEST(test_swap_during_restore_open_decoy)
+{
+	swap_during(0777);
+}
+END_TEST
+
+static void hook_swap_file(void *arg)
+{
+	struct world *w = arg;
+	char *p, *t;
+
+	ck_assert(asprintf(&p, "%s/passwd", w->cfg) > 0);
+	ck_assert(asprintf(&t, "%s/passwd", w->decoy) > 0);
+	unlink(p);
+	ck_assert_int_eq(symlink(t, p), 0);
+	ck_assert_int_eq(lchown(p, NOBODY, NOBODY), 0);
+	free(p);
+	free(t);
+}
+
+START_TEST(test_swap_file_for_symlink)
+{
+	struct world w;
+	struct snap_result r;
+	struct stat st;
+	char *p;
+
+	world_new(&w, "file-open", 0777);
+	ck_assert_int_eq(chmod(w.decoy, 0777), 0);
+	w.p.restore_hook = hook_swap_file;
+	w.p.restore_hook_arg = &w;
+	/* Restore renames a new file over the link: the link goes, its target stays. */
+	ck_assert_int_eq(snap_run(w.s, SNAP_OP_RESTORE, &w.p, &r), 0);
+	snap_result_free(&r);
+	world_check_decoy(&w);
+	ck_assert(asprintf(&p, "%s/passwd", w.cfg) > 0);
+	ck_assert_int_eq(lstat(p, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	free(p);
+	world_free(&w);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("snap-attack");
+	TCase *tc = tcase_create("symlink-swap");
+	SRunner *sr;
+	int failed;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP: the symlink-swap attack test needs root (nonod's situation)\n");
+		return 77;
+	}
+	log_init("test-snap-attack", LOG_LEVEL_ERROR);
+	tcase_add_unchecked_fixture(tc, tc_setup, tc_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_control_restore_writes_cfg);
+	tcase_add_test(tc, test_swap_before_restore_root_decoy);
+	tcase_add_test(tc, test_swap_before_restore_open_decoy);
+	tcase_add_test(tc, test_swap_during_restore_root_decoy);
+	tcase_add_test(tc, test_swap_during_restore_open_decoy);
+	tcase_add_test(tc, test_swap_file_for_symlink);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
