@@ -306,6 +306,13 @@ static int session_create_m(struct rpc_call *call, struct json_object **result,
 		return err->code;
 	if ((rc = load_policy(call, &policy, err)) < 0)
 		return rc;
+	if (policy->snapshot.on_start || policy->snapshot.on_exit) {
+		/* Fail closed rather than run without the protection asked for. */
+		policy_free(policy);
+		return rpc_error_set(err, NONO_E_POLICY_INVALID, "policy.snapshot",
+				     "sessions do not take their own snapshots yet: take one with "
+				     "snapshot.create first (nonoctl run --snapshot does)");
+	}
 
 	r.uid = call->peer->uid;
 	r.gid = call->peer->gid;

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "policy.h"
 #include "probe.h"
+#include "from-policy.h"
 #include "sandbox.h"
 #include "session-cgroup.h"
 #include "session-netns.h"
@@ -73,11 +74,6 @@ struct child_args {
 	int cgroup_fd; /* join by writing cgroup.procs when clone3 could not */
 };
 
-/* Environment passed when the policy names none. */
-static const char *const default_pass[] = {
-	"PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TERM", "COLORTERM", "TZ",
-	"USER", "LOGNAME", "NO_COLOR",
-};
 
 void spawn_request_release(struct spawn_request *r)
 {
@@ -222,68 +218,52 @@ static pid_t spawn_clone(int cgroup_fd, bool *joined)
 }
 
 struct spawn_ctx {
-	struct sandbox_path_rule *rules;
-	size_t nrules;
-	const char **pass;
-	size_t npass;
-	char **set;
-	size_t nset;
+	struct sandbox_spec_buf buf; /* the policy's rules, env and limits (sandbox/from-policy.c) */
 	gid_t groups[256];
 	int ngroups;
 	uint16_t ports[1];
-	const char *own[3];       /* nonod's state dir, socket dir, config file */
 	char sockdir[4096];
 };
 
 static void spawn_ctx_free(struct spawn_ctx *x)
 {
-	free(x->rules);
-	free(x->pass);
-	for (size_t i = 0; i < x->nset; i++)
-		free(x->set[i]);
-	free(x->set);
+	sandbox_spec_buf_free(&x->buf);
 }
 
-static int ctx_setenv(struct spawn_ctx *x, const char *name, const char *value)
+/*
+ * Beyond the policy: the session's own TMPDIR is always its to use, and
+ * nonod's own files are never a worker's, whatever the policy allows around
+ * them (a user-mode state dir sits under $HOME): the database, the master
+ * key, the socket's directory, the configuration.
+ */
+static int spawn_own_rules(struct session *s, struct spawn_ctx *x, struct sandbox_spec *spec)
 {
-	char **n = realloc(x->set, (x->nset + 1) * sizeof(*n));
+	const char *deny[3];
+	char *slash;
 
-	if (n == NULL)
-		return -ENOMEM;
-	x->set = n;
-	if (asprintf(&x->set[x->nset], "%s=%s", name, value) < 0)
-		return -ENOMEM;
-	x->nset++;
-	return 0;
-}
+	/* The socket's directory, unless it is a shared one that is not ours. */
+	snprintf(x->sockdir, sizeof(x->sockdir), "%s", nonod->socket_path != NULL ? nonod->socket_path : "");
+	slash = strrchr(x->sockdir, '/');
+	if (x->sockdir[0] != '/' || slash == NULL || slash == x->sockdir)
+		x->sockdir[0] = '\0';
+	else
+		*slash = '\0';
+	if (strcmp(x->sockdir, "/tmp") == 0 || strcmp(x->sockdir, "/run") == 0)
+		x->sockdir[0] = '\0';
+	deny[0] = nonod->state_dir;
+	deny[1] = x->sockdir[0] != '\0' ? x->sockdir : NULL;
+	deny[2] = nonod->cfg->path;
 
-static int spawn_fs_rules(struct spawn_ctx *x, const struct policy *p, const char *tmpdir)
-{
-	x->own[0] = nonod->state_dir;
-	x->own[1] = x->sockdir[0] != '\0' ? x->sockdir : NULL;
-	x->own[2] = nonod->cfg->path;
-	x->rules = calloc(p->n_fs + 1 + sizeof(x->own) / sizeof(x->own[0]), sizeof(*x->rules));
-	if (x->rules == NULL)
+	if (sandbox_spec_buf_add_path(&x->buf, spec, s->tmpdir, SANDBOX_WRITE, 0) < 0)
 		return -ENOMEM;
-	/* The session's own TMPDIR is always its to use, whatever the policy says. */
-	x->rules[x->nrules++] = (struct sandbox_path_rule){ .path = tmpdir, .access = SANDBOX_WRITE };
-	/* nonod's own files are never a worker's, whatever the policy allows
-	 * around them (a user-mode state dir sits under $HOME): the database,
-	 * the master key, the socket's directory, the configuration. */
-	for (size_t i = 0; i < sizeof(x->own) / sizeof(x->own[0]); i++)
-		if (x->own[i] != NULL)
-			x->rules[x->nrules++] = (struct sandbox_path_rule){
-				.path = x->own[i], .access = SANDBOX_DENY,
-				.flags = SANDBOX_PATH_OPTIONAL };
-	for (size_t i = 0; i < p->n_fs; i++) {
-		const struct policy_fs_rule *r = &p->fs[i];
-		struct sandbox_path_rule *o = &x->rules[x->nrules++];
-
-		o->path = r->path;
-		o->access = (r->access & POLICY_FS_DENY) ? SANDBOX_DENY
-			  : (r->access & POLICY_FS_WRITE) ? SANDBOX_WRITE : SANDBOX_READ;
-		o->flags = r->optional ? SANDBOX_PATH_OPTIONAL : 0;
-	}
+	for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++)
+		if (deny[i] != NULL &&
+		    sandbox_spec_buf_add_path(&x->buf, spec, deny[i], SANDBOX_DENY,
+					      SANDBOX_PATH_OPTIONAL) < 0)
+			return -ENOMEM;
+	if (sandbox_spec_buf_setenv(&x->buf, spec, "TMPDIR", s->tmpdir) < 0 ||
+	    sandbox_spec_buf_setenv(&x->buf, spec, "NONO_SESSION", s->id) < 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -303,21 +283,17 @@ static struct json_object *spawn_limits(struct session *s, const struct policy_l
 		json_object_object_add(o, key, e);                                  \
 	} while (0)
 
-	if (l->memory_set && !(cg && session_cgroup_has("memory")))
-		rl->as = l->memory_bytes;
+	if (cg && session_cgroup_has("memory"))
+		rl->as = 0; /* the cgroup enforces it, not RLIMIT_AS */
 	LIMIT("memory", l->memory_set, l->memory_bytes,
 	      cg && session_cgroup_has("memory") ? "cgroup memory.max" : "RLIMIT_AS (address space)");
-	if (l->pids_set && !(cg && session_cgroup_has("pids")))
-		rl->nproc = l->pids;
+	if (cg && session_cgroup_has("pids"))
+		rl->nproc = 0;
 	LIMIT("pids", l->pids_set, l->pids,
 	      cg && session_cgroup_has("pids") ? "cgroup pids.max"
 	      : s->uid == 0 ? NULL /* the kernel exempts root from RLIMIT_NPROC */
 			    : "RLIMIT_NPROC (counts every process of the uid)");
-	if (l->files_set)
-		rl->nofile = l->files;
 	LIMIT("files", l->files_set, l->files, "RLIMIT_NOFILE");
-	if (l->cpu_set)
-		rl->cpu = l->cpu_seconds;
 	LIMIT("cpu_seconds", l->cpu_set, l->cpu_seconds, "RLIMIT_CPU");
 	LIMIT("wall_seconds", l->wall_set, l->wall_seconds, "nonod timer (kills the tree)");
 	json_object_object_add(o, "tree", json_object_new_string(
@@ -378,16 +354,12 @@ static int spawn_network(struct session *s, const struct policy *p, struct sandb
 	 * the proxy variables, the token, and the CA bundle. */
 	rc = session_proxy_start(s, p, fd, &penv, err);
 	for (size_t i = 0; rc == 0 && i < penv.n; i++) {
-		char **n = realloc(x->set, (x->nset + 1) * sizeof(*n));
+		char *eq = strchr(penv.vars[i], '=');
 
-		if (n == NULL || (n[x->nset] = strdup(penv.vars[i])) == NULL) {
-			if (n != NULL)
-				x->set = n;
+		*eq = '\0';
+		if (sandbox_spec_buf_setenv(&x->buf, spec, penv.vars[i], eq + 1) < 0)
 			rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
-			break;
-		}
-		x->set = n;
-		x->nset++;
+		*eq = '=';
 	}
 	session_proxy_env_free(&penv);
 	return rc;
@@ -552,28 +524,6 @@ static int spawn_resolve_policy(struct session *s, struct spawn_request *r, stru
 	return 0;
 }
 
-static int spawn_env(struct session *s, const struct policy *p, struct spawn_ctx *x)
-{
-	if (p->n_env_pass > 0) {
-		x->pass = calloc(p->n_env_pass, sizeof(*x->pass));
-		if (x->pass == NULL)
-			return -ENOMEM;
-		for (size_t i = 0; i < p->n_env_pass; i++)
-			x->pass[x->npass++] = p->env_pass[i];
-	} else {
-		x->pass = calloc(sizeof(default_pass) / sizeof(default_pass[0]), sizeof(*x->pass));
-		if (x->pass == NULL)
-			return -ENOMEM;
-		for (size_t i = 0; i < sizeof(default_pass) / sizeof(default_pass[0]); i++)
-			x->pass[x->npass++] = default_pass[i];
-	}
-	for (size_t i = 0; i < p->n_env_set; i++)
-		if (ctx_setenv(x, p->env_set[i].name, p->env_set[i].value) < 0)
-			return -ENOMEM;
-	if (ctx_setenv(x, "TMPDIR", s->tmpdir) < 0 || ctx_setenv(x, "NONO_SESSION", s->id) < 0)
-		return -ENOMEM;
-	return 0;
-}
 
 static int spawn_creds(struct session *s, struct spawn_ctx *x, struct sandbox_spec *spec)
 {
@@ -650,22 +600,11 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 
 	if ((rc = spawn_tmpdir(s, err)) < 0 || (rc = spawn_resolve_policy(s, r, err)) < 0)
 		goto fail;
-	if (nonod->socket_path != NULL && nonod->socket_path[0] == '/') {
-		char *slash;
-
-		snprintf(x.sockdir, sizeof(x.sockdir), "%s", nonod->socket_path);
-		slash = strrchr(x.sockdir, '/');
-		if (slash != NULL && slash != x.sockdir)
-			*slash = '\0';
-		else
-			x.sockdir[0] = '\0';
-	}
-	if (x.sockdir[0] == '\0' || strcmp(x.sockdir, "/tmp") == 0 || strcmp(x.sockdir, "/run") == 0)
-		x.sockdir[0] = '\0'; /* a shared directory is not ours to deny */
-	if (spawn_fs_rules(&x, r->policy, s->tmpdir) < 0 || spawn_env(s, r->policy, &x) < 0) {
+	if (sandbox_spec_from_policy(r->policy, &x.buf, &spec) < 0 || spawn_own_rules(s, &x, &spec) < 0) {
 		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
 		goto fail;
 	}
+	spec.netns_fd = -1;
 	if ((rc = spawn_network(s, r->policy, &spec, &x, err)) < 0)
 		goto fail;
 	s->limits = spawn_limits(s, &r->policy->limits, &spec.limits, &cgroup_fd);
@@ -674,12 +613,6 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 	if (r->wall_ms != 0 && (s->wall_ms == 0 || r->wall_ms < s->wall_ms))
 		s->wall_ms = r->wall_ms;
 	spawn_creds(s, &x, &spec);
-	spec.paths = x.rules;
-	spec.npaths = x.nrules;
-	spec.env.pass = x.pass;
-	spec.env.npass = x.npass;
-	spec.env.set = (const char *const *)x.set;
-	spec.env.nset = x.nset;
 	spec.env.from = r->environ != NULL ? r->environ : empty_env; /* never the daemon's environ */
 	spec.best_effort = r->policy->enforcement == POLICY_ENFORCE_BEST_EFFORT;
 	/* Strict mode: where namespaces can be had, everything outside the

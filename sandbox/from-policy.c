@@ -118,6 +118,20 @@ int sandbox_spec_from_policy(const struct policy *p, struct sandbox_spec_buf *bu
 	return 0;
 }
 
+int sandbox_spec_buf_add_path(struct sandbox_spec_buf *buf, struct sandbox_spec *spec,
+			      const char *path, enum sandbox_access access, unsigned int flags)
+{
+	struct sandbox_path_rule *n = realloc(buf->paths, (buf->npaths + 1) * sizeof(*n));
+
+	if (n == NULL)
+		return -ENOMEM;
+	buf->paths = n;
+	buf->paths[buf->npaths++] = (struct sandbox_path_rule){ .path = path, .access = access,
+								 .flags = flags };
+	from_policy_point(buf, spec);
+	return 0;
+}
+
 int sandbox_spec_buf_setenv(struct sandbox_spec_buf *buf, struct sandbox_spec *spec,
 			    const char *name, const char *value)
 {

@@ -54,6 +54,13 @@ int sandbox_spec_from_policy(const struct policy *p, struct sandbox_spec_buf *bu
 int sandbox_spec_buf_setenv(struct sandbox_spec_buf *buf, struct sandbox_spec *spec,
 			    const char *name, const char *value);
 
+/*
+ * Append a path rule the caller adds beside the policy's (the session's own
+ * TMPDIR, nonod's files to deny); path is borrowed. 0 or -ENOMEM.
+ */
+int sandbox_spec_buf_add_path(struct sandbox_spec_buf *buf, struct sandbox_spec *spec,
+			      const char *path, enum sandbox_access access, unsigned int flags);
+
 /* Free what buf owns and zero it; NULL is a no-op. */
 void sandbox_spec_buf_free(struct sandbox_spec_buf *buf);
 

@@ -191,6 +191,44 @@ static int run_check_features(struct nonoctl *ctl, const struct run *r)
 	return EXIT_OK;
 }
 
+/*
+ * --snapshot: take a snapshot of the workspace before the command runs, so
+ * `nonoctl snapshot restore ID` can undo whatever it does. A failure stops
+ * the run: nothing runs unprotected when protection was asked for.
+ */
+static int run_snapshot_first(struct nonoctl *ctl, const struct run *r)
+{
+	struct json_object *p = json_object_new_object(), *res, *snap, *id;
+	char cwd[PATH_MAX], *result = NULL;
+	nono_error *err = NULL;
+	int rc;
+
+	if (r->workspace == NULL && getcwd(cwd, sizeof(cwd)) == NULL) {
+		json_object_put(p);
+		out_warnx("run: cannot get the current directory: %s", strerror(errno));
+		return EXIT_RUN_FAILED;
+	}
+	json_object_object_add(p, "workspace", json_object_new_string(r->workspace ? r->workspace : cwd));
+	json_object_object_add(p, "label", json_object_new_string("before nonoctl run"));
+	rc = nono_client_call(ctl->client, "snapshot.create",
+			      json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN), &result, &err);
+	json_object_put(p);
+	if (rc < 0) {
+		out_warnx("run: --snapshot: %s", nono_error_detail(err) ? nono_error_detail(err)
+									: nono_error_message(err));
+		nono_error_free(err);
+		return EXIT_RUN_FAILED;
+	}
+	res = json_tokener_parse(result);
+	free(result);
+	if (json_object_object_get_ex(res, "snapshot", &snap) &&
+	    json_object_object_get_ex(snap, "id", &id))
+		fprintf(stderr, "nonoctl: snapshot %s taken; undo the run with: nonoctl snapshot restore %s\n",
+			json_object_get_string(id), json_object_get_string(id));
+	json_object_put(res);
+	return EXIT_OK;
+}
+
 /* session.create params; NULL on allocation failure. */
 static char *run_params(const struct run *r, struct json_object *policy)
 {
@@ -393,6 +431,8 @@ static int cmd_run_exec(struct nonoctl *ctl, int argc, char **argv)
 		goto out;
 	rc = run_check_features(ctl, &r);
 	if (rc != EXIT_OK)
+		goto out;
+	if (r.pol.snapshot && (rc = run_snapshot_first(ctl, &r)) != EXIT_OK)
 		goto out;
 	rc = run_session(ctl, &r, policy);
 	policy = NULL; /* run_session took it */

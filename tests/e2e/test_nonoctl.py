@@ -7,6 +7,7 @@ entering through stdin and never showing up in any output, local policy
 checks, usage errors, and a daemon that is down."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -427,10 +428,28 @@ class NonoctlTest(unittest.TestCase):
                 except ProcessLookupError:
                     pass
 
-    def test_snapshot_flag_needs_feature(self):
-        r = self.run_ctl("run", "--snapshot", "--", "true")
-        self.assertRc(r, 125)
-        self.assertIn(b"not supported by this nonod yet", r.stderr)
+    def test_snapshot_first_then_undo(self):
+        ws = os.path.join(self.d.dir, "snapws")
+        os.makedirs(ws, exist_ok=True)
+        with open(os.path.join(ws, "precious.txt"), "w") as f:
+            f.write("keep me\n")
+        r = subprocess.run([NONOCTL, "--socket", self.d.socket, "run", "--workspace", ws, "--snapshot", "--",
+                            "sh", "-c", f"rm {ws}/precious.txt"], capture_output=True, timeout=120, cwd=ws)
+        self.assertRc(r, 0)
+        self.assertFalse(os.path.exists(os.path.join(ws, "precious.txt")))
+        m = re.search(rb"snapshot ([0-9a-f]{12}) taken", r.stderr)
+        self.assertIsNotNone(m, r.stderr)
+        c = self.d.client()
+        c.call("snapshot.restore", {"snapshot": m.group(1).decode()})
+        with open(os.path.join(ws, "precious.txt")) as f:
+            self.assertEqual(f.read(), "keep me\n")
+        # A policy asking the session itself for snapshots is refused, not ignored.
+        with self.assertRaises(nonotest.RpcError) as e:
+            c.call("session.create", {"argv": ["true"], "cwd": ws, "policy": {
+                "version": 1, "filesystem": {"read": ["$WORKSPACE"]}, "snapshot": {"on_start": True}}})
+        self.assertEqual(e.exception.field, "policy.snapshot")
+
+    def test_verify_signature_needs_feature(self):
         r = self.run_ctl("run", "--verify-signature", "--", "true")
         self.assertRc(r, 125)
         self.assertIn(b"not supported by this nonod yet", r.stderr)
