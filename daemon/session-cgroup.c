@@ -37,9 +37,10 @@ static int write_file(const char *dir, const char *name, const char *val)
 	return rc;
 }
 
-static bool file_has_word(const char *dir, const char *name, const char *word)
+/* Read a small cgroup file into buf (NUL-terminated); false if absent or empty. */
+static bool read_file(const char *dir, const char *name, char *buf, size_t len)
 {
-	char path[4200], buf[512], *tok, *save;
+	char path[4200];
 	ssize_t n;
 	int fd;
 
@@ -47,11 +48,20 @@ static bool file_has_word(const char *dir, const char *name, const char *word)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
+	return true;
+}
+
+static bool file_has_word(const char *dir, const char *name, const char *word)
+{
+	char buf[512], *tok, *save;
+
+	if (!read_file(dir, name, buf, sizeof(buf)))
+		return false;
 	for (tok = strtok_r(buf, " \n", &save); tok != NULL; tok = strtok_r(NULL, " \n", &save))
 		if (strcmp(tok, word) == 0)
 			return true;
@@ -229,20 +239,9 @@ int session_cgroup_kill(const char *path)
 /* Populated? (cgroup.events "populated 0" once every process has left.) */
 static bool cgroup_empty(const char *path)
 {
-	char file[4200], buf[256];
-	ssize_t n;
-	int fd;
+	char buf[256];
 
-	snprintf(file, sizeof(file), "%s/cgroup.events", path);
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	return strstr(buf, "populated 0") != NULL;
+	return read_file(path, "cgroup.events", buf, sizeof(buf)) && strstr(buf, "populated 0") != NULL;
 }
 
 void session_cgroup_release(char *path, bool reusable)
