@@ -119,6 +119,27 @@ class NetworkTest(unittest.TestCase):
         self.assertNotIn(CANARY, repr(recs))
         self.assertNotIn(CANARY, self.d.logtext())
 
+    def test_zz_canary_nowhere_after_a_full_lifecycle(self):
+        # Run last: after sessions, injections, audits and listings, the canary
+        # is in no response, no log line, and no file of the state directory
+        # (the database and its WAL hold only sealed rows), in any encoding.
+        final, _, err = run(self.c, ["curl", "-sS", "-o", "/dev/null", "https://api.test/last"],
+                            self.ws, policy=self.policy)
+        self.assertEqual(exit_code(final), 0, err)
+        responses = [self.c.call("secret.list"), self.c.call("secret.info", {"name": "tok"}),
+                     self.c.call("session.list", {"history": True}), self.c.call("audit.list"),
+                     self.c.call("daemon.status"), final]
+        forms = [CANARY.encode(), base64.b64encode(CANARY.encode()), CANARY.encode().hex().encode()]
+        blobs = {"responses": repr(responses).encode(), "log": self.d.logtext().encode()}
+        for root, _, files in os.walk(self.d.state):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    blobs[os.path.join(root, f)] = fh.read()
+        self.assertGreater(len(blobs), 3)
+        for where, blob in blobs.items():
+            for form in forms:
+                self.assertNotIn(form, blob, f"the canary ({form[:12]!r}...) leaked into {where}")
+
     def test_without_network_rules_there_is_no_network(self):
         final, out, err = run(self.c, ["curl", "-sS", "--max-time", "5", "https://api.test/"], self.ws)
         self.assertNotEqual(exit_code(final), 0)
