@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -274,6 +275,27 @@ int conn_send(struct conn *c, struct json_object *msg, const int *fds, size_t nf
 	buf = rpc_serialize(msg, &len);
 	if (buf == NULL)
 		return -ENOMEM;
+	/* Nothing queued: send straight from buf, and queue only what the
+	 * socket does not take (saves a copy and a buffer per reply). */
+	if (nfds == 0 && evbuffer_get_length(c->out) == 0) {
+		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n == (ssize_t)len) {
+			c->out_pos += len;
+			free(buf);
+			return 0;
+		}
+		if (n > 0) {
+			c->out_pos += (uint64_t)n;
+			memmove(buf, buf + n, len - (size_t)n);
+			len -= (size_t)n;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			free(buf);
+			conn_close(c, errno == EPIPE || errno == ECONNRESET ? "peer went away while we wrote"
+									  : "write failed");
+			return -EPIPE;
+		}
+	}
 	if (nfds > 0) {
 		o = calloc(1, sizeof(*o));
 		if (o == NULL) {
@@ -465,8 +487,9 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		}
 		explicit_bzero(buf, (size_t)n);
 		total += (size_t)n;
-		/* Don't buffer far beyond one message: process as we go. */
-		if (evbuffer_get_length(c->in) > nonod->cfg->max_message)
+		/* Don't buffer far beyond one message: process as we go. A short
+		 * read drained the socket: skip the recvmsg that would say EAGAIN. */
+		if (evbuffer_get_length(c->in) > nonod->cfg->max_message || (size_t)n < sizeof(buf))
 			break;
 	}
 	if (!c->dead)

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <json-c/json.h>
+#include <json-c/printbuf.h>
 
 #include "build-config.h"
 #include "config.h"
@@ -59,13 +61,34 @@ uint64_t nonod_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The kernel's features do not change while we run: build the JSON once. */
+/* Write the features' JSON text, serialized once, wherever this object goes. */
+static int daemon_sandbox_serialize(struct json_object *o, struct printbuf *pb, int level, int flags)
+{
+	const char *text = json_object_get_userdata(o);
+
+	return printbuf_memappend(pb, text, (int)strlen(text));
+}
+
+/*
+ * The kernel's features do not change while we run: build and serialize
+ * them once; daemon.status embeds the text as it is.
+ */
 struct json_object *daemon_sandbox_json(void)
 {
 	static struct json_object *cached;
+	static char *text;
 
-	if (cached == NULL)
-		cached = sandbox_features_to_json(sandbox_probe());
+	if (cached == NULL) {
+		struct json_object *f = sandbox_features_to_json(sandbox_probe());
+
+		text = f != NULL ? strdup(json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN |
+								     JSON_C_TO_STRING_NOSLASHESCAPE)) : NULL;
+		json_object_put(f);
+		if (text == NULL)
+			return json_object_new_object();
+		cached = json_object_new_object();
+		json_object_set_serializer(cached, daemon_sandbox_serialize, text, NULL);
+	}
 	return json_object_get(cached);
 }
 
@@ -241,9 +264,24 @@ static int daemon_no_render(void *ctx, uid_t owner, const char *tmpl, char *out,
 
 /*
  * The proxy: its CA key is sealed by the vault, header values come from the
- * vault, and every request goes to the audit trail. resolve_override and
- * proxy_extra_ca are read at start (a reload does not change them).
+ * vault, and every request goes to the audit trail. It starts with the
+ * first session that has network rules (OpenSSL, the CA and the resolver
+ * threads cost memory an idle daemon need not pay); resolve_override and
+ * proxy_extra_ca are read then (a reload does not change a running proxy).
  */
+static void daemon_open_proxy(void);
+
+struct proxy *nonod_proxy(void)
+{
+	static bool tried;
+
+	if (nonod->proxy == NULL && !tried) {
+		tried = true;
+		daemon_open_proxy();
+	}
+	return nonod->proxy;
+}
+
 static void daemon_open_proxy(void)
 {
 	struct proxy_override *ov = NULL;
@@ -363,7 +401,6 @@ int nonod_init(const struct nonod_options *o)
 	daemon_open_vault();
 	if ((rc = audit_init()) < 0)
 		return rc;
-	daemon_open_proxy();
 	daemon_open_snap();
 	ev_sigterm = evsignal_new(nonod->base, SIGTERM, daemon_on_signal, NULL);
 	ev_sigint = evsignal_new(nonod->base, SIGINT, daemon_on_signal, NULL);

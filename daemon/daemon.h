@@ -61,6 +61,8 @@ void nonod_fini(void);
 const char *nonod_mode_name(enum nonod_mode m);
 /* Why the vault could not be opened, or NULL. */
 const char *nonod_vault_error(void);
+/* The proxy, started on first use; NULL if it cannot start (logged). */
+struct proxy *nonod_proxy(void);
 /* The kernel's sandbox features, for daemon.status (new object). */
 struct json_object *daemon_sandbox_json(void);
 uint64_t nonod_now_ms(void); /* CLOCK_MONOTONIC, milliseconds */

@@ -29,8 +29,7 @@ static struct json_object *daemon_features(void)
 		json_object_array_add(a, json_object_new_string("secrets"));
 	if (nonod->snap != NULL)
 		json_object_array_add(a, json_object_new_string("snapshots"));
-	if (nonod->proxy != NULL)
-		json_object_array_add(a, json_object_new_string("proxy"));
+	json_object_array_add(a, json_object_new_string("proxy")); /* started on first use */
 	return a;
 }
 

@@ -150,7 +150,7 @@ int session_proxy_start(struct session *s, const struct policy *p, int listen_fd
 	};
 	int rc = 0;
 
-	if (nonod->proxy == NULL) {
+	if (nonod_proxy() == NULL) {
 		close(listen_fd);
 		rc = rpc_error_set(err, NONO_E_BACKEND_UNAVAILABLE, "policy.network",
 				   "the proxy is not running, so a session with network rules cannot start");

@@ -19,6 +19,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_wait_entry,
 	&cmd_kill_entry,
 	&cmd_secret_entry,
+	&cmd_snapshot_entry,
 	&cmd_policy_entry,
 	NULL,
 };

@@ -46,6 +46,7 @@ extern const struct cmd_entry cmd_wait_entry;
 extern const struct cmd_entry cmd_kill_entry;
 extern const struct cmd_entry cmd_secret_entry;
 extern const struct cmd_entry cmd_policy_entry;
+extern const struct cmd_entry cmd_snapshot_entry;
 
 /*
  * Connect ctl->client (after the command has checked its arguments, so a

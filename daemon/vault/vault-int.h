@@ -135,6 +135,9 @@ struct vault {
 	struct secbuf *render;       /* vault_render_cb's output, made on first use */
 	sqlite3_stmt *st_get;        /* cached: sealed, last_used by owner+name */
 	sqlite3_stmt *st_touch;      /* cached: last_used update */
+	sqlite3_stmt *st_count;      /* cached: sealed rows, for status */
+	unsigned long count;         /* sealed rows as of count_at (monotonic seconds) */
+	time_t count_at;
 	struct vault_cache_ent *cache; /* VAULT_CACHE_SLOTS entries */
 	struct sss *sss;             /* NULL when the backend is off */
 	uid_t sss_uid;

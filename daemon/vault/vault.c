@@ -175,18 +175,31 @@ int vault_store_kcv(struct vault *v, const struct vault_keys *k)
 	return 0;
 }
 
-static unsigned long count_rows(sqlite3 *db)
+/* Sealed rows. With cache, the statement is prepared once (daemon.status asks often). */
+static unsigned long count_rows_cached(sqlite3 *db, sqlite3_stmt **cache)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = cache != NULL ? *cache : NULL;
 	unsigned long n = 0;
 
-	if (sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM vault_secrets) + "
-			       "(SELECT count(*) FROM vault_blobs)", -1, &st, NULL) != SQLITE_OK)
+	if (st == NULL &&
+	    sqlite3_prepare_v3(db, "SELECT (SELECT count(*) FROM vault_secrets) + "
+			       "(SELECT count(*) FROM vault_blobs)", -1,
+			       cache != NULL ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) != SQLITE_OK)
 		return 0;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = (unsigned long)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (cache != NULL) {
+		sqlite3_reset(st);
+		*cache = st;
+	} else {
+		sqlite3_finalize(st);
+	}
 	return n;
+}
+
+static unsigned long count_rows(sqlite3 *db)
+{
+	return count_rows_cached(db, NULL);
 }
 
 /* Check every sealed secret; log each one that does not unseal, by owner and name. */
@@ -473,6 +486,7 @@ void vault_free(struct vault *v)
 		return;
 	sqlite3_finalize(v->st_get);
 	sqlite3_finalize(v->st_touch);
+	sqlite3_finalize(v->st_count);
 	vault_keys_clear(&v->keys);
 	secbuf_free(v->scratch);
 	secbuf_free(v->render);
@@ -492,11 +506,21 @@ const char *vault_provider_source(const struct vault *v)
 	return v->source;
 }
 
-void vault_get_status(const struct vault *v, struct vault_status *st)
+void vault_get_status(struct vault *v, struct vault_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->provider = vault_provider_str(v->prov);
-	st->sealed = count_rows(v->db);
+	/* status is polled; the count may be a second old. */
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+		if (v->count_at == 0 || ts.tv_sec != v->count_at) {
+			v->count = count_rows_cached(v->db, &v->st_count);
+			v->count_at = ts.tv_sec;
+		}
+	}
+	st->sealed = v->count;
 	st->corrupt = v->corrupt;
 	st->memory_locked = secbuf_unlocked_count() == 0;
 	st->secret_service = v->sss != NULL;

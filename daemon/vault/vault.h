@@ -110,7 +110,7 @@ void vault_free(struct vault *v);
 const char *vault_provider_name(const struct vault *v);
 /* Where the key came from: a path or a key description. Borrowed. */
 const char *vault_provider_source(const struct vault *v);
-void vault_get_status(const struct vault *v, struct vault_status *st);
+void vault_get_status(struct vault *v, struct vault_status *st);
 
 /* [A-Za-z0-9_.-]{1,VAULT_NAME_MAX} */
 bool vault_name_valid(const char *name);

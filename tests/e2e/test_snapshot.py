@@ -1,0 +1,805 @@
+#!/usr/bin/env python3
+"""Snapshots through a real nonod and real files: create -> change -> diff
+shows exactly the changes -> restore brings back content, modes, symlinks,
+empty dirs and mtimes byte for byte (names with newlines and invalid UTF-8
+included), removes what the snapshot lacks, leaves excluded paths alone, and
+can itself be undone from the safety snapshot. Bad params name their field.
+As root with a system-mode daemon: users cannot touch each other's
+workspaces or snapshots, restored files belong to the workspace owner, and a
+directory swapped for a symlink to a decoy (root-owned, or the user's own
+outside the workspace) is never written through, with the control case.
+The daemon answers daemon.status while a 200 MB snapshot runs, and sends
+snapshot.progress meanwhile. nonoctl snapshot * with and without --json."""
+import ctypes
+import grp
+import json
+import os
+import pty
+import pwd
+import select
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+import nonotest
+from nonotest import Daemon, NONOCTL, RpcError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+T0 = 1_600_000_000_123_456_789  # an mtime in ns, far from "now"
+
+
+# ---- helpers ----
+
+def manifest(root, skip=(b"node_modules",)):
+    """{relpath bytes: (type, mode, mtime_ns, content/target)}; root's own
+    entry is left out (restore cannot set it), skip names are not entered."""
+    out = {}
+    root = os.fsencode(root)
+
+    def walk(rel):
+        full = os.path.join(root, rel) if rel else root
+        for name in sorted(os.listdir(full)):
+            r = os.path.join(rel, name) if rel else name
+            if name in skip:
+                continue
+            p = os.path.join(root, r)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                out[r] = ("l", 0, st.st_mtime_ns, os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[r] = ("d", stat.S_IMODE(st.st_mode), st.st_mtime_ns, None)
+                walk(r)
+            else:
+                with open(p, "rb") as f:
+                    out[r] = ("f", stat.S_IMODE(st.st_mode), st.st_mtime_ns, f.read())
+    walk(b"")
+    return out
+
+
+def tree_bytes(root):
+    """Everything under root (for excluded subtrees and decoys), no mtimes."""
+    out = {}
+    for dp, dns, fns in os.walk(os.fsencode(root)):
+        for n in sorted(dns + fns):
+            p = os.path.join(dp, n)
+            st = os.lstat(p)
+            data = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None
+            out[os.path.relpath(p, os.fsencode(root))] = (st.st_mode, st.st_uid, data)
+    return out
+
+
+def write(path, data, mode=0o644, mtime=T0):
+    path = os.fsencode(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    os.utime(path, ns=(mtime, mtime))
+
+
+def changes(res):
+    """{(path bytes, kind)} of a diff/restore result."""
+    out = set()
+    for c in res["changes"]:
+        p = bytes.fromhex(c["path_hex"]) if "path_hex" in c else c["path"].encode()
+        out.add((p, c["kind"]))
+    return out
+
+
+def call_collect(c, method, params):
+    """Call, returning (result, progress notifications of this request)."""
+    rid = c.next_id
+    c.next_id += 1
+    c.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+    notes = []
+    while True:
+        m = c.recv()
+        if m is None:
+            raise AssertionError(f"{method}: connection closed")
+        if "id" not in m:
+            if m.get("method") == "snapshot.progress" and m["params"].get("request") == rid:
+                notes.append(m["params"])
+            continue
+        if "error" in m:
+            raise RpcError(m["error"])
+        return m["result"], notes
+
+
+def nonoctl(d, *args, cwd=None, env=None, timeout=120):
+    e = dict(os.environ, NONO_SOCKET=d.socket if d else "/nonexistent/nonod.sock")
+    e.update(env or {})
+    return subprocess.run([NONOCTL, *args], cwd=cwd, env=e, timeout=timeout,
+                          capture_output=True)
+
+
+def ensure_user(name, groups=()):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", name], check=True)
+    for g in groups:
+        subprocess.run(["usermod", "-a", "-G", g, name], check=True)
+    return pwd.getpwnam(name)
+
+
+def populate(ws):
+    """The reference workspace (see test_roundtrip for what changes)."""
+    write(os.path.join(ws, "a.txt"), b"alpha\n")
+    write(os.path.join(ws, "exec.sh"), b"#!/bin/sh\necho hi\n", 0o755)
+    write(os.path.join(ws, "priv"), b"p", 0o600)
+    write(os.path.join(ws, "new\nline.txt"), b"nl")
+    write(os.path.join(os.fsencode(ws), b"bad\xffname"), b"bad")
+    write(os.path.join(ws, "sub", "deep", "f.txt"), b"deep", 0o640)
+    write(os.path.join(ws, "sub", "g"), b"g" * 100000)
+    write(os.path.join(ws, "tofile", "x"), b"x")
+    write(os.path.join(ws, "node_modules", "m.js"), b"orig")
+    write(os.path.join(ws, "sub", "node_modules", "n.js"), b"orig-n")
+    os.symlink("a.txt", os.path.join(ws, "link"))
+    os.symlink("does/not/exist", os.path.join(ws, "dangling"))
+    os.mkdir(os.path.join(ws, "empty"), 0o750)
+    os.chmod(os.path.join(ws, "empty"), 0o750)
+    for d in ("sub/deep", "sub", "tofile", "empty"):
+        os.utime(os.path.join(ws, d), ns=(T0 + 7, T0 + 7))
+    os.utime(os.path.join(ws, "link"), ns=(T0 + 3, T0 + 3), follow_symlinks=False)
+
+
+# ---- user mode: content, bad input, responsiveness, nonoctl ----
+
+class SnapshotTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon()
+        c = cls.d.client(hello=False)
+        if "snapshots" not in c.hello()["features"]:
+            cls.d.close()
+            raise unittest.SkipTest("the daemon has no snapshot store")
+        c.close()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.close()
+
+    def setUp(self):
+        self.ws = tempfile.mkdtemp(prefix="ws-", dir=self.d.dir)
+        self.c = self.d.client(timeout=120)
+
+    def tearDown(self):
+        self.c.close()
+        shutil.rmtree(self.ws, ignore_errors=True)
+
+    def create(self, **kw):
+        res, notes = call_collect(self.c, "snapshot.create", dict(workspace=self.ws, **kw))
+        return res["snapshot"], notes
+
+    def test_roundtrip(self):
+        ws, bws = self.ws, os.fsencode(self.ws)
+        populate(ws)
+        before = manifest(ws)
+        snap, notes = self.create(label="before", exclude=["node_modules"])
+        self.assertEqual(len(snap["id"]), 12)
+        self.assertEqual(snap["exclude"], ["node_modules"])
+        self.assertTrue(notes, "snapshot.progress during create")
+        self.assertEqual(changes(self.c.call("snapshot.diff", {"from": snap["id"]})), set())
+
+        # Change everything that can change.
+        write(os.path.join(ws, "a.txt"), b"ALPHA!\n")
+        os.chmod(os.path.join(ws, "priv"), 0o644)
+        os.utime(os.path.join(ws, "exec.sh"), ns=(T0 + 999, T0 + 999))  # mtime only
+        os.unlink(os.path.join(ws, "new\nline.txt"))
+        write(os.path.join(bws, b"bad\xffname"), b"BAD")
+        os.unlink(os.path.join(ws, "link"))
+        os.symlink("exec.sh", os.path.join(ws, "link"))
+        os.unlink(os.path.join(ws, "dangling"))
+        os.rmdir(os.path.join(ws, "empty"))
+        shutil.rmtree(os.path.join(ws, "sub", "deep"))
+        write(os.path.join(ws, "sub", "new.txt"), b"new")
+        write(os.path.join(ws, "newdir", "z"), b"z")
+        shutil.rmtree(os.path.join(ws, "tofile"))
+        write(os.path.join(ws, "tofile"), b"now a file")
+        write(os.path.join(bws, b"added\xfe\n"), b"added")
+        write(os.path.join(ws, "node_modules", "m.js"), b"changed")
+        write(os.path.join(ws, "node_modules", "extra.js"), b"extra")
+        write(os.path.join(ws, "sub", "node_modules", "n.js"), b"changed-n")
+        excluded = {p: tree_bytes(os.path.join(ws, *p)) for p in
+                    (("node_modules",), ("sub", "node_modules"))}
+        modified = manifest(ws)
+
+        expect = {(b"a.txt", "modified"), (b"priv", "modified"),
+                  (b"new\nline.txt", "removed"), (b"bad\xffname", "modified"),
+                  (b"link", "modified"), (b"dangling", "removed"), (b"empty", "removed"),
+                  (b"sub/deep", "removed"), (b"sub/deep/f.txt", "removed"),
+                  (b"sub/new.txt", "added"), (b"newdir", "added"), (b"newdir/z", "added"),
+                  (b"tofile", "type_changed"), (b"added\xfe\n", "added")}
+        d = self.c.call("snapshot.diff", {"from": snap["id"]})
+        self.assertEqual(changes(d), expect)
+        self.assertEqual(d["total"], len(expect))
+        self.assertFalse(d["truncated"])
+
+        res, notes = call_collect(self.c, "snapshot.restore", {"snapshot": snap["id"]})
+        self.assertEqual(manifest(ws), before)
+        for p, t in excluded.items():
+            self.assertEqual(tree_bytes(os.path.join(ws, *p)), t, "excluded path touched")
+        safety = res["safety_snapshot"]["id"]
+        self.assertNotEqual(safety, snap["id"])
+        self.assertEqual(changes(self.c.call("snapshot.diff", {"from": snap["id"]})), set())
+        # snapshot <-> snapshot diff is the same change set, reversed.
+        back = changes(self.c.call("snapshot.diff", {"from": safety, "to": snap["id"]}))
+        flip = {"added": "removed", "removed": "added"}
+        self.assertEqual(back, {(p, flip.get(k, k)) for p, k in expect})
+
+        # Undo the restore from its safety snapshot.
+        call_collect(self.c, "snapshot.restore", {"snapshot": safety})
+        self.assertEqual(manifest(ws), modified)
+        for p, t in excluded.items():
+            self.assertEqual(tree_bytes(os.path.join(ws, *p)), t)
+
+        # Restoring only some paths leaves the others as they are.
+        res, _ = call_collect(self.c, "snapshot.restore",
+                              {"snapshot": snap["id"], "paths": ["a.txt", "sub/deep"]})
+        now = manifest(ws)
+        self.assertEqual(now[b"a.txt"], before[b"a.txt"])
+        self.assertEqual(now[b"sub/deep/f.txt"], before[b"sub/deep/f.txt"])
+        self.assertEqual(now[b"tofile"], modified[b"tofile"])
+        self.assertEqual(now[b"sub/new.txt"], modified[b"sub/new.txt"])
+        self.assertNotIn(b"empty", now)
+
+    def test_list_delete_verify_gc(self):
+        write(os.path.join(self.ws, "f"), b"1")
+        s1, _ = self.create(label="one")
+        write(os.path.join(self.ws, "f"), b"2" * 50000)
+        s2, _ = self.create(label="two")
+        other = tempfile.mkdtemp(prefix="ws-other-", dir=self.d.dir)
+        try:
+            s3, _ = call_collect(self.c, "snapshot.create", {"workspace": other})
+            mine = [s["id"] for s in self.c.call("snapshot.list", {"workspace": self.ws})["snapshots"]]
+            self.assertEqual(sorted(mine), sorted([s1["id"], s2["id"]]))
+            allids = [s["id"] for s in self.c.call("snapshot.list")["snapshots"]]
+            self.assertIn(s3["snapshot"]["id"], allids)
+        finally:
+            shutil.rmtree(other, ignore_errors=True)
+        v = self.c.call("snapshot.verify")
+        self.assertTrue(v["ok"], v)
+        self.assertEqual(v["missing"] + v["corrupt"], 0)
+        self.c.call("snapshot.delete", {"snapshot": s1["id"]})
+        with self.assertRaises(RpcError) as e:
+            self.c.call("snapshot.delete", {"snapshot": s1["id"]})
+        self.assertEqual(e.exception.kind, "not_found")
+        g = self.c.call("snapshot.gc", {"keep_last": 1})
+        self.assertGreaterEqual(g["objects_deleted"], 1)
+        left = [s["id"] for s in self.c.call("snapshot.list", {"workspace": self.ws})["snapshots"]]
+        self.assertEqual(left, [s2["id"]])
+        self.assertTrue(self.c.call("snapshot.verify")["ok"])
+        call_collect(self.c, "snapshot.restore", {"snapshot": s2["id"]})
+        with open(os.path.join(self.ws, "f"), "rb") as f:
+            self.assertEqual(f.read(), b"2" * 50000)
+
+    def test_bad_input_names_the_field(self):
+        f = os.path.join(self.ws, "file")
+        write(f, b"x")
+        cases = [
+            ("snapshot.create", {}, "invalid_params", "workspace"),
+            ("snapshot.create", {"workspace": "relative/path"}, "invalid_params", "workspace"),
+            ("snapshot.create", {"workspace": self.ws + "/missing"}, "not_found", "workspace"),
+            ("snapshot.create", {"workspace": f}, "invalid_params", "workspace"),
+            ("snapshot.create", {"workspace": 42}, "invalid_params", "workspace"),
+            ("snapshot.create", {"workspace": self.ws, "exclude": "x"}, "invalid_params", "exclude"),
+            ("snapshot.create", {"workspace": self.ws, "exclude": [1]}, "invalid_params",
+             "exclude[0]"),
+            ("snapshot.create", {"workspace": self.ws, "label": "x" * 1000}, "invalid_params", "label"),
+            ("snapshot.create", {"workspace": self.ws, "allow_unreadable": "yes"},
+             "invalid_params", "allow_unreadable"),
+            ("snapshot.diff", {}, "invalid_params", "from"),
+            ("snapshot.diff", {"from": "0123456789abc"}, "invalid_params", "from"),
+            ("snapshot.diff", {"from": "000000000000", "to": []}, "invalid_params", "to"),
+            ("snapshot.restore", {"snapshot": None}, "invalid_params", "snapshot"),
+            ("snapshot.restore", {"snapshot": "x", "paths": "a"}, "invalid_params", "paths"),
+            ("snapshot.delete", {"snapshot": {}}, "invalid_params", "snapshot"),
+            ("snapshot.gc", {"keep_last": 0}, "invalid_params", "keep_last"),
+            ("snapshot.gc", {"keep_within": -5}, "invalid_params", "keep_within"),
+            ("snapshot.list", {"owner": -1}, "invalid_params", "owner"),
+        ]
+        for method, params, kind, field in cases:
+            with self.subTest(method=method, params=params):
+                with self.assertRaises(RpcError) as e:
+                    self.c.call(method, params)
+                self.assertEqual((e.exception.kind, e.exception.field), (kind, field),
+                                 e.exception.detail)
+        # Unknown ids: not_found, and the detail names the id.
+        for method, params in (("snapshot.diff", {"from": "000000000000"}),
+                               ("snapshot.restore", {"snapshot": "000000000000"}),
+                               ("snapshot.delete", {"snapshot": "000000000000"})):
+            with self.subTest(method=method):
+                with self.assertRaises(RpcError) as e:
+                    self.c.call(method, params)
+                self.assertEqual(e.exception.kind, "not_found")
+                self.assertIn("000000000000", e.exception.detail)
+        # ".." in restore paths never leaves the workspace.
+        s, _ = self.create()
+        with self.assertRaises(RpcError) as e:
+            self.c.call("snapshot.restore", {"snapshot": s["id"], "paths": ["../x"]})
+        self.assertEqual(e.exception.kind, "invalid_params")
+        self.assertIn("paths[0]", e.exception.detail)
+        # params that are not an object
+        r = self.c.request("snapshot.list", ["x"])
+        self.assertIn("error", r)
+        self.assertEqual(self.c.call("daemon.status")["pid"], self.d.proc.pid)
+
+    def test_responsive_during_large_snapshot(self):
+        big = os.path.join(self.ws, "big")
+        os.mkdir(big)
+        for i in range(20):  # 200 MB of random data
+            with open(os.path.join(big, f"r{i}"), "wb") as f:
+                for _ in range(10):
+                    f.write(os.urandom(1 << 20))
+        other = self.d.client()
+        try:
+            self.c.send({"jsonrpc": "2.0", "id": 100, "method": "snapshot.create",
+                         "params": {"workspace": self.ws}})
+            self.c.send({"jsonrpc": "2.0", "id": 101, "method": "daemon.status"})
+            order, notes = [], 0
+            while 100 not in order:
+                m = self.c.recv()
+                self.assertIsNotNone(m, "connection closed")
+                if "id" in m:
+                    self.assertNotIn("error", m, m)
+                    order.append(m["id"])
+                    if m["id"] == 101:
+                        # A second connection is served meanwhile, too.
+                        self.assertIn("pid", other.call("daemon.status"))
+                        order.append("other")
+                elif m.get("method") == "snapshot.progress":
+                    self.assertEqual(m["params"]["request"], 100)
+                    self.assertEqual(m["params"]["op"], "create")
+                    notes += 1
+            self.assertEqual(order, [101, "other", 100], "status must not wait for the snapshot")
+            self.assertGreaterEqual(notes, 1, "snapshot.progress during create")
+        finally:
+            other.close()
+            shutil.rmtree(big, ignore_errors=True)
+
+    # ---- nonoctl ----
+
+    def ctl(self, *args, rc=0, **kw):
+        kw.setdefault("cwd", self.ws)
+        r = nonoctl(self.d, *args, **kw)
+        self.assertEqual(r.returncode, rc, f"{args}: stdout={r.stdout!r} stderr={r.stderr!r}")
+        return r
+
+    def test_nonoctl(self):
+        if not NONOCTL or not os.access(NONOCTL, os.X_OK):
+            self.skipTest("NONOCTL does not name the built nonoctl")
+        write(os.path.join(self.ws, "a"), b"one")
+        write(os.path.join(self.ws, "skip", "s"), b"s")
+        r = self.ctl("snapshot", "create", "--label", "cli", "--exclude", "skip")
+        self.assertRegex(r.stdout, rb"^snapshot [0-9a-f]{12} of ")
+        self.assertEqual(r.stderr, b"", "no progress bar when stderr is not a terminal")
+        j = json.loads(self.ctl("--json", "snapshot", "create", self.ws).stdout)
+        sid2 = j["snapshot"]["id"]
+        lst = json.loads(self.ctl("--json", "snapshot", "list", ".").stdout)["snapshots"]
+        sid = [s["id"] for s in lst if s["label"] == "cli"][0]
+        text = self.ctl("snapshot", "list").stdout
+        self.assertIn(sid.encode(), text)
+        self.assertIn(b"cli", text)
+
+        write(os.path.join(self.ws, "a"), b"two")
+        write(os.path.join(os.fsencode(self.ws), b"evil\nM\tforged"), b"x")
+        write(os.path.join(os.fsencode(self.ws), b"csi\xc2\x9b31m\xff"), b"x")  # C1 CSI
+        write(os.path.join(os.fsencode(self.ws), b"c1\xc2\x9b"), b"x")  # valid UTF-8, but C1
+        write(os.path.join(self.ws, "caf\u00e9 ok"), b"x")
+        out = self.ctl("snapshot", "diff", sid).stdout
+        self.assertEqual(sorted(out.splitlines()),
+                         [b'A\t"c1\\302\\233"', b'A\t"csi\\302\\23331m\\377"', b'A\t"evil\\nM\\tforged"',
+                          "A\tcaf\u00e9 ok".encode(), b"M\ta"])
+        dj = json.loads(self.ctl("--json", "snapshot", "diff", sid, sid2).stdout)
+        # sid excluded "skip", sid2 did not.
+        self.assertEqual(changes(dj), {(b"skip", "added"), (b"skip/s", "added")})
+        r = self.ctl("snapshot", "diff", "--patch", sid, rc=2)
+        self.assertIn(b"not supported yet", r.stderr)
+
+        out = self.ctl("snapshot", "restore", sid).stdout
+        self.assertIn(b"M\ta\n", out)
+        self.assertRegex(out, rb"safety snapshot [0-9a-f]{12}")
+        with open(os.path.join(self.ws, "a"), "rb") as f:
+            self.assertEqual(f.read(), b"one")
+        self.assertEqual(sorted(os.listdir(self.ws)), ["a", "skip"])
+        rj = json.loads(self.ctl("--json", "snapshot", "restore", sid, "a").stdout)
+        self.assertEqual(rj["changes"], [])
+        self.assertIn("safety_snapshot", rj)
+
+        self.assertIn(b"0 missing, 0 corrupt", self.ctl("snapshot", "verify").stdout)
+        self.assertTrue(json.loads(self.ctl("--json", "snapshot", "verify").stdout)["ok"])
+        self.assertIn(b"removed", self.ctl("snapshot", "rm", sid2).stdout)
+        self.ctl("--json", "snapshot", "rm", rj["safety_snapshot"]["id"])
+        r = self.ctl("snapshot", "rm", sid2, rc=1)
+        self.assertIn(b"not_found", r.stderr)
+        self.assertIn(b"deleted", self.ctl("snapshot", "gc", "--keep-within", "1d").stdout)
+        g = json.loads(self.ctl("--json", "snapshot", "gc", "--keep-last", "5").stdout)
+        self.assertIn("bytes_freed", g)
+
+        # Errors: usage (2, no daemon needed), daemon (1), unreachable (69).
+        for args in (("snapshot",), ("snapshot", "frob"), ("snapshot", "rm"),
+                     ("snapshot", "diff"), ("snapshot", "create", "a", "b"),
+                     ("snapshot", "gc", "--keep-last", "0"),
+                     ("snapshot", "gc", "--keep-within", "soon"),
+                     ("snapshot", "list", "--label", "x"), ("snapshot", "verify", "x")):
+            r = nonoctl(None, *args, cwd=self.ws)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+        r = self.ctl("snapshot", "create", os.path.join(self.ws, "a"), rc=1)
+        self.assertIn(b"field workspace", r.stderr)
+        r = self.ctl("snapshot", "create", "missing-dir", rc=1)
+        self.assertIn(b"not_found, field workspace", r.stderr)
+        r = self.ctl("snapshot", "restore", "000000000000", rc=1)
+        self.assertIn(b"not_found", r.stderr)
+        r = nonoctl(None, "snapshot", "list", cwd=self.ws)
+        self.assertEqual(r.returncode, 69, r.stderr)
+
+    def test_nonoctl_progress_bar_on_a_terminal(self):
+        if not NONOCTL or not os.access(NONOCTL, os.X_OK):
+            self.skipTest("NONOCTL does not name the built nonoctl")
+        for i in range(4):
+            with open(os.path.join(self.ws, f"r{i}"), "wb") as f:
+                f.write(os.urandom(8 << 20))
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([NONOCTL, "snapshot", "create", self.ws],
+                                 stdout=subprocess.PIPE, stderr=slave,
+                                 env=dict(os.environ, NONO_SOCKET=self.d.socket))
+            os.close(slave)
+            slave = -1
+            err = b""
+            while True:
+                ready, _, _ = select.select([master], [], [], 120)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the last writer closed the pty
+                    break
+                if not chunk:
+                    break
+                err += chunk
+            out, _ = p.communicate(timeout=120)
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn(b"create", err)
+        self.assertIn(b"files", err)
+        self.assertTrue(err.endswith(b"\r\x1b[K"), err[-40:])  # the bar is cleared
+        self.assertRegex(out, rb"^snapshot [0-9a-f]{12} of ")
+
+
+# ---- a hostile daemon: nonoctl must not let its strings reach the terminal ----
+
+ESC_SNAP = {"id": "abc\x1b[2J", "workspace": "/w\x1b]0;pwned\x07", "label": "l\u009b31m",
+            "created": 2 ** 62, "exclude": [],
+            "stats": {"files": -5, "bytes": -(2 ** 63), "new_bytes": 2 ** 63 - 1, "dirs": "x"}}
+HOSTILE = {
+    "snapshot.list": {"snapshots": [ESC_SNAP, 7, {"id": None}]},
+    "snapshot.create": {"snapshot": ESC_SNAP},
+    "snapshot.diff": {"changes": [{"path": "a\x1b[31m", "kind": "added\x1b"},
+                                  {"path": "x", "path_hex": "1b5b324a"},
+                                  {"path": "\u009b2J", "path_hex": "zz"}, {"kind": 3}, 5],
+                      "total": -1, "truncated": True},
+    "snapshot.restore": {"changes": "nope", "safety_snapshot": {"id": "\x1b[2J"}},
+    "snapshot.verify": {"ok": True, "missing": 1, "corrupt": "x"},
+    "snapshot.gc": {"bytes_freed": -1},
+}
+PROGRESS = [{"op": "create\x1b[2J", "files_done": -1, "files_total": -(2 ** 63),
+             "bytes_done": 2 ** 63 - 1, "bytes_total": 1},
+            {"op": 5, "bytes_done": -7, "bytes_total": -(2 ** 63)}, {}]
+
+
+class FakeDaemon:
+    """Answers hello, then every request with HOSTILE[method], preceded by
+    hostile snapshot.progress notifications."""
+
+    def __init__(self, dirpath):
+        self.path = os.path.join(dirpath, "fake.sock")
+        self.srv = socket.socket(socket.AF_UNIX)
+        self.srv.bind(self.path)
+        self.srv.listen(8)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            with conn:
+                f = conn.makefile("rb")
+                for line in f:
+                    req = json.loads(line)
+                    if req["method"] == "daemon.hello":
+                        res = {"protocol": 1, "daemon": "9.9.9", "features": ["snapshots"],
+                               "limits": {"max_message": 1048576}}
+                    else:
+                        for p in PROGRESS:
+                            n = {"jsonrpc": "2.0", "method": "snapshot.progress", "params": p}
+                            conn.sendall(json.dumps(n).encode() + b"\n")
+                        res = HOSTILE.get(req["method"], {})
+                    conn.sendall(json.dumps({"jsonrpc": "2.0", "id": req["id"],
+                                             "result": res}).encode() + b"\n")
+
+    def close(self):
+        self.srv.shutdown(socket.SHUT_RDWR)
+        self.srv.close()
+
+
+class HostileDaemonTest(unittest.TestCase):
+    def setUp(self):
+        if not NONOCTL or not os.access(NONOCTL, os.X_OK):
+            self.skipTest("NONOCTL does not name the built nonoctl")
+        self.dir = tempfile.mkdtemp(prefix="nono-fake-")
+        self.fake = FakeDaemon(self.dir)
+
+    def tearDown(self):
+        self.fake.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_tty(self, *args):
+        """nonoctl with stderr on a pty (so the progress bar is drawn)."""
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([NONOCTL, "--socket", self.fake.path, *args], cwd=self.dir,
+                                 stdout=subprocess.PIPE, stderr=slave)
+            os.close(slave)
+            slave = -1
+            err = b""
+            while select.select([master], [], [], 60)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                err += chunk
+            out, _ = p.communicate(timeout=60)
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+        return p.returncode, out, err
+
+    def test_no_escape_reaches_the_terminal(self):
+        for args, rc in ((("snapshot", "list"), 0), (("snapshot", "create", "."), 0),
+                         (("snapshot", "diff", "abc"), 0), (("snapshot", "restore", "abc"), 0),
+                         (("snapshot", "verify"), 1), (("snapshot", "gc"), 0)):
+            with self.subTest(args=args):
+                code, out, err = self.run_tty(*args)
+                self.assertEqual(code, rc, (out, err))
+                # Only our own "erase line" sequence may be on stderr.
+                clean_err = err.replace(b"\r\x1b[K", b"")
+                self.assertNotIn(b"runtime error", err)  # UBSan builds
+                for stream in (out, clean_err):
+                    self.assertNotIn(b"\x1b", stream)
+                    self.assertNotIn(b"\x07", stream)
+                    self.assertNotIn("\u009b".encode(), stream)
+        code, out, _ = self.run_tty("snapshot", "diff", "abc")
+        self.assertIn(b'"\\033[2J"', out)  # path_hex wins, quoted
+
+
+# ---- system mode as root: ownership and the symlink swap ----
+
+CLIENT = r"""
+import json, sys
+sys.path.insert(0, %(here)r)
+from nonotest import RawClient, RpcError
+c = RawClient(%(sock)r, 120); c.hello()
+out = {}
+def attempt(name, fn):
+    try:
+        out[name] = fn()
+    except RpcError as e:
+        out[name] = {"error": e.kind, "field": e.field, "detail": e.detail}
+%(body)s
+print(json.dumps(out))
+"""
+
+
+class SnapshotSystemTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("system mode and other users need root")
+        try:
+            grp.getgrnam("nono")
+        except KeyError:
+            subprocess.run(["groupadd", "--system", "nono"], check=True)
+        cls.a = ensure_user("nono-e2e-a", ["nono"])
+        cls.b = ensure_user("nono-e2e-b", ["nono"])
+        cls.d = Daemon(mode="--system")
+        os.chmod(cls.d.dir, 0o755)
+
+    @classmethod
+    def tearDownClass(cls):
+        if hasattr(cls, "d"):
+            cls.d.close()
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sys-", dir=self.d.dir)
+        os.chmod(self.tmp, 0o755)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def userdir(self, name, user):
+        p = os.path.join(self.tmp, name)
+        os.makedirs(p)
+        os.chown(p, user.pw_uid, user.pw_gid)
+        return p
+
+    def as_user(self, user, body):
+        code = CLIENT % {"here": HERE, "sock": self.d.socket, "body": body}
+        r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                            "--init-groups", sys.executable, "-c", code],
+                           capture_output=True, timeout=300, env={"PATH": os.environ["PATH"]},
+                           cwd="/")
+        self.assertEqual(r.returncode, 0, r.stderr.decode() + self.d.logtext()[-3000:])
+        return json.loads(r.stdout.decode().splitlines()[-1])
+
+    def chown_tree(self, root, user):
+        for dp, dns, fns in os.walk(root):
+            for n in dns + fns:
+                os.lchown(os.path.join(dp, n), user.pw_uid, user.pw_gid)
+
+    def test_users_cannot_touch_each_other(self):
+        wa, wb = self.userdir("wa", self.a), self.userdir("wb", self.b)
+        write(os.path.join(wb, "b.txt"), b"b's")
+        write(os.path.join(wa, "keep", "k"), b"k")
+        self.chown_tree(wa, self.a)
+        self.chown_tree(wb, self.b)
+        b = self.as_user(self.b, f"out['id'] = c.call('snapshot.create', {{'workspace': {wb!r}}})['snapshot']['id']")
+        sid = b["id"]
+        a = self.as_user(self.a, f"""
+attempt('create', lambda: c.call('snapshot.create', {{'workspace': {wb!r}}}))
+out['list'] = [s['id'] for s in c.call('snapshot.list')['snapshots']]
+attempt('list_b', lambda: c.call('snapshot.list', {{'owner': {self.b.pw_uid}}}))
+attempt('diff', lambda: c.call('snapshot.diff', {{'from': {sid!r}}}))
+attempt('restore', lambda: c.call('snapshot.restore', {{'snapshot': {sid!r}}}))
+attempt('delete', lambda: c.call('snapshot.delete', {{'snapshot': {sid!r}}}))
+attempt('verify_b', lambda: c.call('snapshot.verify', {{'owner': {self.b.pw_uid}}}))
+attempt('gc_b', lambda: c.call('snapshot.gc', {{'owner': {self.b.pw_uid}}}))
+""")
+        self.assertEqual((a["create"]["error"], a["create"]["field"]),
+                         ("permission_denied", "workspace"))
+        self.assertNotIn(sid, a["list"])
+        for k in ("list_b", "verify_b", "gc_b"):
+            self.assertEqual((a[k]["error"], a[k]["field"]), ("permission_denied", "owner"), k)
+        for k in ("diff", "restore", "delete"):
+            self.assertIn(a[k].get("error"), ("not_found", "permission_denied"), k)
+        # B's snapshot is intact and B can still use it.
+        b = self.as_user(self.b, f"out['list'] = [s['id'] for s in c.call('snapshot.list')['snapshots']]")
+        self.assertIn(sid, b["list"])
+        # root (admin) may act on B's store by owner.
+        c = self.d.client()
+        try:
+            ids = [s["id"] for s in c.call("snapshot.list", {"owner": self.b.pw_uid})["snapshots"]]
+            self.assertIn(sid, ids)
+        finally:
+            c.close()
+
+    def test_restore_creates_files_as_the_owner(self):
+        wa = self.userdir("wa", self.a)
+        write(os.path.join(wa, "f"), b"f")
+        write(os.path.join(wa, "d", "g"), b"g")
+        os.mkdir(os.path.join(wa, "e"))
+        self.chown_tree(wa, self.a)
+        out = self.as_user(self.a, f"out['id'] = c.call('snapshot.create', {{'workspace': {wa!r}}})['snapshot']['id']")
+        shutil.rmtree(os.path.join(wa, "d"))
+        os.rmdir(os.path.join(wa, "e"))
+        os.unlink(os.path.join(wa, "f"))
+        self.as_user(self.a, f"c.call('snapshot.restore', {{'snapshot': {out['id']!r}}})")
+        for rel in ("f", "d", "d/g", "e"):
+            st = os.lstat(os.path.join(wa, rel))
+            self.assertEqual((st.st_uid, st.st_gid), (self.a.pw_uid, self.a.pw_gid), rel)
+        with open(os.path.join(wa, "d", "g"), "rb") as f:
+            self.assertEqual(f.read(), b"g")
+
+    def test_symlink_swap_is_not_followed(self):
+        wa = self.userdir("wa", self.a)
+        write(os.path.join(wa, "conf", "settings"), b"good\n")
+        write(os.path.join(wa, "conf", "gone"), b"gone\n")
+        self.chown_tree(wa, self.a)
+        # Decoys: a root-owned directory (stand-in for /etc), and one of A's
+        # own outside the workspace (only the no-follow walk protects that).
+        decoy_root = os.path.join(self.tmp, "etc")
+        write(os.path.join(decoy_root, "settings"), b"root decoy\n")
+        write(os.path.join(decoy_root, "passwd"), b"root:x:0:0\n")
+        decoy_user = self.userdir("home-a", self.a)
+        write(os.path.join(decoy_user, "settings"), b"user decoy\n")
+        write(os.path.join(decoy_user, "authorized_keys"), b"ssh-ed25519 AAAA\n")
+        self.chown_tree(decoy_user, self.a)
+        sid = self.as_user(self.a, f"out['id'] = c.call('snapshot.create', {{'workspace': {wa!r}}})['snapshot']['id']")["id"]
+        restore = f"out['r'] = c.call('snapshot.restore', {{'snapshot': {sid!r}}})"
+
+        # Control: without the swap, restore writes conf/settings.
+        write(os.path.join(wa, "conf", "settings"), b"changed\n")
+        os.chown(os.path.join(wa, "conf", "settings"), self.a.pw_uid, self.a.pw_gid)
+        self.as_user(self.a, restore)
+        with open(os.path.join(wa, "conf", "settings"), "rb") as f:
+            self.assertEqual(f.read(), b"good\n")
+
+        for decoy in (decoy_root, decoy_user):
+            with self.subTest(decoy=decoy):
+                snap_before = tree_bytes(decoy)
+                shutil.rmtree(os.path.join(wa, "conf"))
+                os.symlink(decoy, os.path.join(wa, "conf"))
+                os.lchown(os.path.join(wa, "conf"), self.a.pw_uid, self.a.pw_gid)
+                out = self.as_user(self.a, restore)
+                self.assertEqual(tree_bytes(decoy), snap_before, "restore wrote through the symlink")
+                self.assertIn(["conf", "type_changed"],
+                              [[c["path"], c["kind"]] for c in out["r"]["changes"]])
+                conf = os.path.join(wa, "conf")
+                self.assertFalse(os.path.islink(conf))
+                with open(os.path.join(conf, "settings"), "rb") as f:
+                    self.assertEqual(f.read(), b"good\n")
+                self.assertEqual(os.lstat(conf).st_uid, self.a.pw_uid)
+
+    def test_symlink_swap_race(self):
+        """While restores run, a thread keeps exchanging the workspace's conf
+        directory with a symlink to A's own decoy outside the workspace
+        (renameat2 RENAME_EXCHANGE, atomic): whatever the interleaving, the
+        decoy is never written. The restores may fail; that is allowed."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        if not hasattr(libc, "renameat2"):
+            self.skipTest("libc has no renameat2")
+        wa = self.userdir("wa", self.a)
+        names = [f"f{i}" for i in range(50)]
+        for n in names:
+            write(os.path.join(wa, "conf", n), b"good " + n.encode())
+        self.chown_tree(wa, self.a)
+        decoy = self.userdir("home-a", self.a)
+        for n in names:
+            write(os.path.join(decoy, n), b"decoy")
+        self.chown_tree(decoy, self.a)
+        swap = os.path.join(self.tmp, "swap")
+        os.symlink(decoy, swap)
+        before = tree_bytes(decoy)
+        sid = self.as_user(self.a, f"out['id'] = c.call('snapshot.create', {{'workspace': {wa!r}}})['snapshot']['id']")["id"]
+        stop = threading.Event()
+        flips = [0]
+
+        def flipper():
+            a, b = os.fsencode(os.path.join(wa, "conf")), os.fsencode(swap)
+            while not stop.is_set():
+                if libc.renameat2(-100, a, -100, b, 2) == 0:  # AT_FDCWD, RENAME_EXCHANGE
+                    flips[0] += 1
+
+        results = []
+        for _ in range(5):
+            real = os.path.join(wa, "conf")
+            if os.path.islink(real):
+                real = swap
+            for n in names:  # make every file differ so restore must rewrite it
+                p = os.path.join(real, n)
+                if os.path.lexists(p):
+                    write(p, b"changed")
+                    os.chown(p, self.a.pw_uid, self.a.pw_gid)
+            t = threading.Thread(target=flipper)
+            t.start()
+            try:
+                out = self.as_user(self.a, f"attempt('r', lambda: c.call('snapshot.restore', {{'snapshot': {sid!r}}}))")
+            finally:
+                stop.set()
+                t.join()
+                stop.clear()
+            results.append(out["r"].get("detail", "ok") if "error" in out["r"] else "ok")
+            self.assertEqual(tree_bytes(decoy), before, "restore wrote through the swapped symlink")
+        self.assertGreater(flips[0], 0)
+        print(f"swap race: {flips[0]} exchanges, restores: {results}")
+
+
+if __name__ == "__main__":
+    if not os.environ.get("NONOD"):
+        nonotest.skip("NONOD does not name the built nonod")
+    nonotest.main()
