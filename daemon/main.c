@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
@@ -118,6 +120,9 @@ int main(int argc, char **argv)
 	if (verbose > 0)
 		o.log_level = LOG_LEVEL_DEBUG;
 	log_init("nonod", verbose > 0 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	/* nonod words its own errors; OpenSSL's string tables only cost memory. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_SSL_STRINGS, NULL);
 	/* Before any secret is in memory: no core dumps, no same-uid ptrace. */
 	if (vault_harden_process() < 0)
 		return 1;
