@@ -10,4 +10,5 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 "$build/daemon/nonod" --socket "$dir/nonod.sock" --state-dir "$dir/state" 2>"$dir/nonod.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$dir/nonod.sock" ] && break; sleep 0.05; done
-"$build/bench/session/session-bench" "$dir/nonod.sock" "$iters" "$secs"
+mkdir -p "$dir/ws"   # a project-like workspace of its own, as sessions normally have
+NONO_BENCH_WORKSPACE="$dir/ws" "$build/bench/session/session-bench" "$dir/nonod.sock" "$iters" "$secs"

@@ -25,6 +25,7 @@
 extern char **environ;
 
 static const char *sock_path;
+static const char *workspace = "/tmp";
 
 static double now_ms(void)
 {
@@ -76,6 +77,7 @@ struct client {
 	int fd;
 	char buf[65536];
 	size_t len;
+	char line[65536]; /* per client: the throughput phase runs two at once */
 };
 
 static int client_open(struct client *c)
@@ -90,10 +92,10 @@ static int client_open(struct client *c)
 	return 0;
 }
 
-/* Next line (NUL-terminated, in place until the next call). */
+/* Next line (NUL-terminated, valid until the next call on this client). */
 static char *client_line(struct client *c)
 {
-	static char line[65536];
+	char *line = c->line;
 
 	for (;;) {
 		char *nl = memchr(c->buf, '\n', c->len);
@@ -142,7 +144,7 @@ static int nono_once(struct client *c, bool net)
 
 	snprintf(req, sizeof(req),
 		 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session.create\",\"params\":"
-		 "{\"argv\":[\"/bin/true\"],\"cwd\":\"/tmp\"%s}}\n", net ? net_policy : "");
+		 "{\"argv\":[\"/bin/true\"],\"cwd\":\"%s\"%s}}\n", workspace, net ? net_policy : "");
 	if (client_send(c, req) < 0)
 		return -1;
 	while ((line = client_line(c)) != NULL) {
@@ -281,6 +283,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sock_path = argv[1];
+	if (getenv("NONO_BENCH_WORKSPACE") != NULL)
+		workspace = getenv("NONO_BENCH_WORKSPACE");
 	for (int k = 0; k < 5; k++) {
 		have[k] = latency((enum kind)k, iters, &lat[k]) == 0;
 		if (!have[k]) {
