@@ -515,12 +515,15 @@ static int spawn_resolve_policy(struct session *s, struct spawn_request *r, stru
 	if (getpwuid_r(s->uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL && pw.pw_dir[0] == '/')
 		vars.home = pw.pw_dir;
 	memset(&perr, 0, sizeof(perr));
+	/* The digest is of the policy as written (variables unexpanded), the
+	 * same one policy.validate and `nonoctl policy check` print, so audit
+	 * records and signatures name one thing. */
+	if (policy_digest(r->policy, s->policy_digest) < 0)
+		return rpc_error_set(err, NONO_E_INTERNAL, "policy", "cannot digest the policy");
 	if ((rc = policy_resolve(r->policy, &vars, &perr)) < 0 ||
 	    (rc = policy_merge_base(r->policy)) < 0)
 		return rpc_error_set(err, NONO_E_POLICY_INVALID, perr.path[0] ? perr.path : "policy",
 				     "%s", perr.message[0] ? perr.message : "cannot resolve the policy");
-	if (policy_digest(r->policy, s->policy_digest) < 0)
-		return rpc_error_set(err, NONO_E_INTERNAL, "policy", "cannot digest the policy");
 	return 0;
 }
 
