@@ -92,41 +92,6 @@ static void ps_print(struct json_object *res)
 			ps_row(json_object_array_get_idx(list, i));
 }
 
-/* Blocking call + --json/print; returns the exit code. */
-static int session_call(struct nonoctl *ctl, const char *what, const char *method,
-			struct json_object *params, struct json_object **res)
-{
-	nono_error *err = NULL;
-	char *text = NULL;
-	int r;
-
-	r = nonoctl_connect(ctl);
-	if (r != EXIT_OK) {
-		json_object_put(params);
-		return r;
-	}
-	r = nono_client_call(ctl->client, method,
-			     json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN),
-			     &text, &err);
-	json_object_put(params);
-	if (r < 0) {
-		r = out_error(what, err);
-		if (nono_error_code(err) == NONO_E_TIMEOUT && nono_error_is_remote(err))
-			r = EXIT_WAIT_TIMEOUT;
-		nono_error_free(err);
-		return r;
-	}
-	*res = json_tokener_parse(text);
-	if (ctl->json)
-		r = out_json_pretty(text);
-	free(text);
-	if (*res == NULL) {
-		out_warnx("%s: the daemon's reply is not valid JSON", what);
-		return EXIT_DAEMON_ERROR;
-	}
-	return r;
-}
-
 static int cmd_ps_exec(struct nonoctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -159,7 +124,7 @@ static int cmd_ps_exec(struct nonoctl *ctl, int argc, char **argv)
 		json_object_put(params);
 		return out_usage(&cmd_ps_entry, "unexpected argument '%s'", argv[optind]);
 	}
-	r = session_call(ctl, "ps", "session.list", params, &res);
+	r = nonoctl_call(ctl, "ps", "session.list", params, &res);
 	if (r == EXIT_OK && !ctl->json)
 		ps_print(res);
 	json_object_put(res);
@@ -212,7 +177,7 @@ static int cmd_wait_exec(struct nonoctl *ctl, int argc, char **argv)
 	json_object_object_add(params, "id", json_object_new_string(id));
 	if (timeout_ms > 0)
 		json_object_object_add(params, "timeout_ms", json_object_new_int64(timeout_ms));
-	r = session_call(ctl, "wait", "session.wait", params, &res);
+	r = nonoctl_call(ctl, "wait", "session.wait", params, &res);
 	if (r == EXIT_OK) {
 		r = util_session_exit_code(res);
 		if (r < 0) {
@@ -237,7 +202,7 @@ static int cmd_kill_exec(struct nonoctl *ctl, int argc, char **argv)
 		return r;
 	params = json_object_new_object();
 	json_object_object_add(params, "id", json_object_new_string(id));
-	r = session_call(ctl, "kill", "session.kill", params, &res);
+	r = nonoctl_call(ctl, "kill", "session.kill", params, &res);
 	json_object_put(res);
 	return r;
 }

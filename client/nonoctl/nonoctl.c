@@ -21,6 +21,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_secret_entry,
 	&cmd_snapshot_entry,
 	&cmd_policy_entry,
+	&cmd_audit_entry,
 	NULL,
 };
 

@@ -47,6 +47,7 @@ extern const struct cmd_entry cmd_kill_entry;
 extern const struct cmd_entry cmd_secret_entry;
 extern const struct cmd_entry cmd_policy_entry;
 extern const struct cmd_entry cmd_snapshot_entry;
+extern const struct cmd_entry cmd_audit_entry;
 
 /*
  * Connect ctl->client (after the command has checked its arguments, so a
@@ -84,6 +85,13 @@ bool util_json_int(struct json_object *o, const char *key, int64_t *out);
 /* A Session's exit as a shell would report it: code, 128+N for signal N;
  * -1 when it has not exited. */
 int util_session_exit_code(struct json_object *session);
+/*
+ * Connect, call method with params (taken), print the reply with --json,
+ * and parse it into *res (caller puts). Returns the exit code (124 for a
+ * remote timeout, like timeout(1)).
+ */
+int nonoctl_call(struct nonoctl *ctl, const char *what, const char *method,
+		 struct json_object *params, struct json_object **res);
 /* Print a run/wait failure; 127 for exec_failed "not found" on argv[0],
  * 126 for "not executable", else 125. */
 int util_run_error(const char *what, const nono_error *err);

@@ -87,3 +87,38 @@ int util_run_error(const char *what, const nono_error *err)
 	}
 	return EXIT_RUN_FAILED;
 }
+
+/* Blocking call; with --json the reply is printed. Returns the exit code. */
+int nonoctl_call(struct nonoctl *ctl, const char *what, const char *method,
+			struct json_object *params, struct json_object **res)
+{
+	nono_error *err = NULL;
+	char *text = NULL;
+	int r;
+
+	r = nonoctl_connect(ctl);
+	if (r != EXIT_OK) {
+		json_object_put(params);
+		return r;
+	}
+	r = nono_client_call(ctl->client, method,
+			     json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN),
+			     &text, &err);
+	json_object_put(params);
+	if (r < 0) {
+		r = out_error(what, err);
+		if (nono_error_code(err) == NONO_E_TIMEOUT && nono_error_is_remote(err))
+			r = 124; /* like timeout(1) */
+		nono_error_free(err);
+		return r;
+	}
+	*res = json_tokener_parse(text);
+	if (ctl->json)
+		r = out_json_pretty(text);
+	free(text);
+	if (*res == NULL) {
+		out_warnx("%s: the daemon's reply is not valid JSON", what);
+		return EXIT_DAEMON_ERROR;
+	}
+	return r;
+}

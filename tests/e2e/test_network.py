@@ -118,6 +118,13 @@ class NetworkTest(unittest.TestCase):
         self.assertEqual(hit[0]["secret"], "tok")
         self.assertNotIn(CANARY, repr(recs))
         self.assertNotIn(CANARY, self.d.logtext())
+        if nonotest.NONOCTL:
+            out = subprocess.run([nonotest.NONOCTL, "--socket", self.d.socket, "audit", "--session",
+                                  final["id"]], capture_output=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(b"api.test:443 /audited 200", out.stdout)
+            self.assertIn(b"secret=tok", out.stdout)
+            self.assertNotIn(CANARY.encode(), out.stdout + out.stderr)
 
     def test_zz_canary_nowhere_after_a_full_lifecycle(self):
         # Run last: after sessions, injections, audits and listings, the canary
