@@ -58,8 +58,8 @@ struct cctx {
 	struct snap_result *res;
 	int rootfd;
 	struct statcache *cache;
-	struct fent **todo;
-	size_t ntodo, captodo;
+	struct fent **queue;
+	size_t nqueue, capqueue;
 	atomic_size_t next;
 	atomic_int failed;
 	atomic_uint_fast64_t unreadable;
@@ -114,17 +114,17 @@ static struct fent *fdir_add(struct fdir *d)
 	return &d->ents[d->n++];
 }
 
-static int todo_push(struct cctx *c, struct fent *e)
+static int queue_push(struct cctx *c, struct fent *e)
 {
-	if (c->ntodo == c->captodo) {
-		size_t nc = c->captodo ? c->captodo * 2 : 1024;
-		struct fent **nt = realloc(c->todo, nc * sizeof(*nt));
+	if (c->nqueue == c->capqueue) {
+		size_t nc = c->capqueue ? c->capqueue * 2 : 1024;
+		struct fent **nt = realloc(c->queue, nc * sizeof(*nt));
 		if (nt == NULL)
 			return -ENOMEM;
-		c->todo = nt;
-		c->captodo = nc;
+		c->queue = nt;
+		c->capqueue = nc;
 	}
-	c->todo[c->ntodo++] = e;
+	c->queue[c->nqueue++] = e;
 	return 0;
 }
 
@@ -146,7 +146,7 @@ static uint8_t type_of(mode_t m)
 	}
 }
 
-/* Fill e from one directory entry; regular files go to the todo list or the cache. */
+/* Fill e from one directory entry; regular files go to the queue list or the cache. */
 static int walk_entry(struct walker *w, int dfd, const char *name, size_t rlen, struct fent *e)
 {
 	struct cctx *c = w->c;
@@ -183,7 +183,7 @@ static int walk_entry(struct walker *w, int dfd, const char *name, size_t rlen, 
 			return -ENOMEM;
 		atomic_fetch_add(&c->ctl->files_total, 1);
 		atomic_fetch_add(&c->ctl->bytes_total, (uint64_t)st.st_size);
-		return 0; /* collect_todo() lists it once the tree stops growing */
+		return 0; /* collect_queue() lists it once the tree stops growing */
 	}
 	case TT_SYMLINK: {
 		char buf[PATH_MAX + 1];
@@ -384,16 +384,16 @@ static int walk_all(struct cctx *c, struct fdir *root)
 }
 
 /* Files to read: pointers into the finished tree (its arrays no longer move). */
-static int collect_todo(struct cctx *c, struct fdir *d)
+static int collect_queue(struct cctx *c, struct fdir *d)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < d->n && rc == 0; i++) {
 		struct fent *e = &d->ents[i];
 		if (e->te.type == TT_REG && e->rel != NULL)
-			rc = todo_push(c, e);
+			rc = queue_push(c, e);
 		else if (e->te.type == TT_DIR && e->dir != NULL)
-			rc = collect_todo(c, e->dir);
+			rc = collect_queue(c, e->dir);
 	}
 	return rc;
 }
@@ -559,8 +559,8 @@ static void *read_worker(void *arg)
 		cfail(c, -ENOMEM, "read", "");
 		return NULL;
 	}
-	while (!atomic_load(&c->failed) && (i = atomic_fetch_add(&c->next, 1)) < c->ntodo) {
-		if (read_one(c, c->todo[i], buf) < 0)
+	while (!atomic_load(&c->failed) && (i = atomic_fetch_add(&c->next, 1)) < c->nqueue) {
+		if (read_one(c, c->queue[i], buf) < 0)
 			break;
 		atomic_fetch_add(&c->ctl->files_done, 1);
 		if (c->ctl->progress != NULL)
@@ -576,8 +576,8 @@ static int read_all(struct cctx *c)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int n = ncpu < 1 ? 1 : ncpu > SNAP_MAX_WORKERS ? SNAP_MAX_WORKERS : (int)ncpu, started = 0;
 
-	if ((size_t)n > c->ntodo)
-		n = c->ntodo ? (int)c->ntodo : 0;
+	if ((size_t)n > c->nqueue)
+		n = c->nqueue ? (int)c->nqueue : 0;
 	for (int i = 1; i < n; i++) {
 		if (pthread_create(&th[i], NULL, read_worker, c) != 0)
 			break;
@@ -675,11 +675,11 @@ static int commit(struct cctx *c, struct snap_info *si, int64_t created_ns)
 	int64_t ws;
 	int rc;
 
-	add = calloc(c->ntodo ? c->ntodo : 1, sizeof(*add));
+	add = calloc(c->nqueue ? c->nqueue : 1, sizeof(*add));
 	if (add == NULL)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->ntodo; i++) {
-		struct fent *e = c->todo[i];
+	for (size_t i = 0; i < c->nqueue; i++) {
+		struct fent *e = c->queue[i];
 		struct statent *se = &add[nadd];
 		/* Only entries older than the walk's start: see the top of this file. */
 		if (e->te.type != TT_REG || e->ctime_ns >= c->start_coarse ||
@@ -777,9 +777,9 @@ int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
 		snap_set_err(res, rc, "walk failed: %s", strerror(-rc));
 		goto out;
 	}
-	if ((rc = collect_todo(c, root)) < 0 || (rc = read_all(c)) < 0)
+	if ((rc = collect_queue(c, root)) < 0 || (rc = read_all(c)) < 0)
 		goto out;
-	log_debug("read %zu files (%.1f ms)", c->ntodo, ms_since(&t0));
+	log_debug("read %zu files (%.1f ms)", c->nqueue, ms_since(&t0));
 	if ((rc = write_tree(c, root, rooth)) < 0 || (rc = repo_flush(r)) < 0) {
 		snap_set_err(res, rc, "cannot write to the store: %s", strerror(-rc));
 		goto out;
@@ -802,7 +802,7 @@ int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
 	}
 	out->created = created_ns / 1000000000;
 	c->st.unreadable += atomic_load(&c->unreadable);
-	c->st.read_files = c->ntodo;
+	c->st.read_files = c->nqueue;
 	c->st.read_bytes = atomic_load(&ctl->bytes_done);
 	c->st.new_objects = atomic_load(&r->new_objects);
 	c->st.new_bytes = atomic_load(&r->new_bytes);
@@ -819,7 +819,7 @@ out:
 	if (c->rootfd >= 0)
 		close(c->rootfd);
 	statcache_free(c->cache);
-	free(c->todo);
+	free(c->queue);
 	fdir_free(root);
 	pthread_mutex_destroy(&c->emu);
 	free(c);

@@ -86,7 +86,8 @@ const struct policy_base_entry policy_base_profile[] = {
 	/* Not /dev/pts: with it a worker could open any terminal its uid owns
 	 * (other sessions', the user's login shell) to spoof output or read
 	 * typed input. A session's own terminal works through the fds it was
-	 * given and /dev/tty; new ptys need a private devpts instance (todo). */
+	 * given and /dev/tty. New ptys inside would need a private devpts
+	 * instance in the session's mount namespace (not built yet). */
 	{ "/dev/ptmx", RW, true, "opening new pseudo-terminals (script, expect)" },
 	/* No /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr: they are symlinks into
 	 * /proc/self, which the daemon would resolve to its own fds while
