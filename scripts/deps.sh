@@ -11,7 +11,8 @@ BUILD_DEPS=(
 # Real peers the tests talk to: no mocks where the real thing runs here.
 TEST_DEPS=(
   python3 openssl curl git socat procps util-linux iproute2 sqlite3
-  systemd libcap2-bin
+  systemd libcap2-bin make passwd
+  dbus-daemon gnome-keyring libsecret-tools   # the Secret Service test, against a real keyring
 )
 
 missing=()
