@@ -26,6 +26,17 @@ class NetworkTest(unittest.TestCase):
         cls.certs = tempfile.mkdtemp(prefix="nono-net-")
         upstream.TMP = cls.certs
         upstream.make_certs(cls.certs)
+        # A bare repository the upstream serves through git http-backend.
+        src = os.path.join(cls.certs, "src")
+        subprocess.run(["git", "init", "-q", src], check=True)
+        with open(os.path.join(src, "README"), "w") as f:
+            f.write("hello from the test repo\n")
+        subprocess.run(["git", "-C", src, "add", "README"], check=True)
+        subprocess.run(["git", "-C", src, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                        "-m", "init"], check=True)
+        os.makedirs(os.path.join(cls.certs, "git"))
+        subprocess.run(["git", "clone", "-q", "--bare", src, os.path.join(cls.certs, "git", "repo.git")],
+                       check=True)
         cls.srv = upstream.TLSServer(cls.certs)
         port = cls.srv.server_address[1]
         import threading
@@ -86,6 +97,50 @@ class NetworkTest(unittest.TestCase):
         self.assertEqual(exit_code(final), 0, err)
         self.assertEqual(out.strip(), b"200")
         self.assertEqual(dict(self.received(m)[0][2]).get("Authorization"), f"Bearer {CANARY}")
+
+    def test_git_clone_through_the_proxy(self):
+        m = self.mark()
+        final, out, err = run(self.c, ["git", "clone", "-q", "https://api.test/git/repo.git", "clone"],
+                              self.ws, policy=self.policy)
+        self.assertEqual(exit_code(final), 0, err)
+        with open(os.path.join(self.ws, "clone", "README")) as f:
+            self.assertEqual(f.read(), "hello from the test repo\n")
+        got = self.received(m)
+        self.assertTrue(got)
+        for _host, _path, hdrs, _ in got:
+            self.assertEqual(dict(hdrs).get("Authorization"), f"Bearer {CANARY}")
+        subprocess.run(["rm", "-rf", os.path.join(self.ws, "clone")])
+
+    def test_node_https_through_the_proxy(self):
+        if not os.path.exists("/usr/bin/node"):
+            self.skipTest("node is not installed at /usr/bin/node")
+        # Node 20 ignores HTTPS_PROXY: like a proxy agent, CONNECT by hand with
+        # what nonod put in the environment (the token, the CA bundle).
+        script = r"""
+const http = require('http'), tls = require('tls'), https = require('https'), fs = require('fs');
+const u = new URL(process.env.HTTPS_PROXY);
+const req = http.request({host: u.hostname, port: u.port, method: 'CONNECT', path: 'api.test:443',
+  headers: {'Proxy-Authorization': 'Basic ' + Buffer.from(decodeURIComponent(u.username) + ':' +
+  decodeURIComponent(u.password)).toString('base64')}});
+req.on('connect', (res, socket) => {
+  if (res.statusCode !== 200) { console.error('CONNECT', res.statusCode); process.exit(1); }
+  const r = https.request({host: 'api.test', port: 443, path: '/node',
+    createConnection: () => tls.connect({socket, servername: 'api.test',
+      ca: fs.readFileSync(process.env.SSL_CERT_FILE)})}, (resp) => {
+    resp.resume(); resp.on('end', () => { console.log(resp.statusCode); process.exit(0); });
+  });
+  r.on('error', e => { console.error(e.message); process.exit(1); });
+  r.end();
+});
+req.on('error', e => { console.error(e.message); process.exit(1); });
+req.end();
+"""
+        m = self.mark()
+        final, out, err = run(self.c, ["/usr/bin/node", "-e", script], self.ws, policy=self.policy)
+        self.assertEqual(exit_code(final), 0, err)
+        self.assertEqual(out.strip(), b"200")
+        got = [h for _host, path, h, _ in self.received(m) if path == "/node"]
+        self.assertEqual(dict(got[0]).get("Authorization"), f"Bearer {CANARY}")
 
     def test_the_secret_is_nowhere_in_the_sandbox(self):
         probe = ("env; cat /proc/self/environ | tr '\\0' '\\n'; "
