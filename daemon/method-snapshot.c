@@ -51,6 +51,34 @@ static int snap_errno_code(int err)
 	}
 }
 
+/*
+ * A job's error in protocol terms. During restore and create, ELOOP,
+ * ENOTDIR and EAGAIN mean the workspace changed under us (a symlink swapped
+ * in, a file rewritten while read): "busy", so a client retries rather than
+ * reports a bug.
+ */
+static int snap_job_code(enum snap_op op, int err)
+{
+	if ((op == SNAP_OP_RESTORE || op == SNAP_OP_CREATE) &&
+	    (err == -ELOOP || err == -ENOTDIR || err == -EAGAIN))
+		return NONO_E_BUSY;
+	return snap_errno_code(err);
+}
+
+/* The param a job's not-found error is about. */
+static const char *snap_job_field(enum snap_op op, int err)
+{
+	if (err != -ENOENT)
+		return NULL;
+	switch (op) {
+	case SNAP_OP_CREATE: return "workspace";
+	case SNAP_OP_DIFF: return "from";
+	case SNAP_OP_RESTORE:
+	case SNAP_OP_DELETE: return "snapshot";
+	default: return NULL;
+	}
+}
+
 /* Paths are bytes; JSON wants UTF-8. Invalid sequences become U+FFFD and
  * the exact bytes travel as "path_hex". */
 static bool utf8_valid(const unsigned char *s)
@@ -236,7 +264,8 @@ static void on_done(struct snap_result *r, void *arg)
 		rpc_error_set(&err, NONO_E_INTERNAL, NULL, "out of memory");
 		rpc_reply_error(sc->d, &err);
 	} else if (r->err < 0) {
-		rpc_error_set(&err, snap_errno_code(r->err), NULL, "%s", r->detail);
+		rpc_error_set(&err, snap_job_code(sc->op, r->err), snap_job_field(sc->op, r->err), "%s",
+			      r->detail);
 		rpc_reply_error(sc->d, &err);
 	} else {
 		rpc_reply_result(sc->d, result_json(sc->op, r));

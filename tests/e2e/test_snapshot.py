@@ -310,14 +310,15 @@ class SnapshotTest(unittest.TestCase):
                     self.c.call(method, params)
                 self.assertEqual((e.exception.kind, e.exception.field), (kind, field),
                                  e.exception.detail)
-        # Unknown ids: not_found, and the detail names the id.
-        for method, params in (("snapshot.diff", {"from": "000000000000"}),
-                               ("snapshot.restore", {"snapshot": "000000000000"}),
-                               ("snapshot.delete", {"snapshot": "000000000000"})):
+        # Unknown ids: not_found, naming the param, and the detail names the id.
+        for method, params, field in (("snapshot.diff", {"from": "000000000000"}, "from"),
+                                      ("snapshot.restore", {"snapshot": "000000000000"}, "snapshot"),
+                                      ("snapshot.delete", {"snapshot": "000000000000"}, "snapshot")):
             with self.subTest(method=method):
                 with self.assertRaises(RpcError) as e:
                     self.c.call(method, params)
                 self.assertEqual(e.exception.kind, "not_found")
+                self.assertEqual(e.exception.field, field)
                 self.assertIn("000000000000", e.exception.detail)
         # ".." in restore paths never leaves the workspace.
         s, _ = self.create()
