@@ -622,6 +622,10 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 	 * writable paths is read-only, which closes Landlock's metadata gap
 	 * (chmod/chown/utimes/xattr). Elsewhere the report says it is open. */
 	spec.readonly_mounts = sandbox_probe()->cap_sys_admin && sandbox_probe()->mountns;
+	/* And /tmp, /run, /var/tmp are hidden but for what the policy allows:
+	 * the unix sockets there (tmux, agents, X11, D-Bus, docker) are out of
+	 * the worker's reach, which Landlock alone cannot do. */
+	spec.hide_shared_dirs = spec.readonly_mounts;
 
 	rc = spawn_compile_as(s, &spec, &sc, why, sizeof(why));
 	if (rc < 0) {

@@ -279,8 +279,9 @@ int sandbox_compile_with(const struct sandbox_spec *spec, const struct sandbox_f
 	if (rc < 0)
 		goto fail;
 	compile_limits(spec, c);
-	sandbox_report_add(&c->report, "unix_pathname_sockets", false,
-			   "connect() to pathname unix sockets is not restricted by Landlock");
+	if (!c->mounts_ro || !spec->hide_shared_dirs)
+		sandbox_report_add(&c->report, "unix_pathname_sockets", false,
+				   "connect() to pathname unix sockets is not restricted by Landlock");
 	*out = c;
 	return 0;
 fail:
@@ -311,6 +312,10 @@ void sandbox_compiled_free(struct sandbox_compiled *c)
 	free(c->prog.filter);
 	sandbox_env_free(c->envp);
 	sandbox_env_free(c->rw_paths);  /* same shape: NULL-terminated strings */
+	for (size_t m = 0; m < SANDBOX_MAX_MASKS && c->masks[m] != NULL; m++) {
+		free(c->masks[m]);
+		sandbox_env_free(c->mask_keep[m]);
+	}
 	free(c->cwd);
 	free(c);
 }

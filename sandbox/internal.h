@@ -13,6 +13,8 @@
 #define SANDBOX_MAX_GROUPS 256
 #define SANDBOX_MAX_RLIMITS 8
 #define SANDBOX_MAX_RW_MOUNTS 64
+#define SANDBOX_MAX_MASKS 4
+#define SANDBOX_MAX_MASK_KEEP 16
 
 struct sandbox_rlimit {
 	int resource;
@@ -35,6 +37,11 @@ struct sandbox_compiled {
 	bool mounts_ro;              /* private mount ns, read-only but rw_paths */
 	char **rw_paths;             /* owned, resolved WRITE paths */
 	size_t nrw;
+	/* Directories hidden behind an empty tmpfs (sockets live there), and the
+	 * allowed paths inside each that are bound back: NULL-terminated, owned. */
+	char *masks[SANDBOX_MAX_MASKS + 1];
+	char **mask_keep[SANDBOX_MAX_MASKS];
+	bool mask_keep_dir[SANDBOX_MAX_MASKS][SANDBOX_MAX_MASK_KEEP];
 	char *cwd;                   /* owned, or NULL */
 	struct sandbox_report report;
 };

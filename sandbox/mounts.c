@@ -6,8 +6,15 @@
  * chmod/chown/utimes/xattr; a read-only mount refuses them (EROFS).
  * Not covered: metadata of entries inside a WRITE path (including denied
  * ones carved out of it), which stay on a writable mount.
+ *
+ * The same namespace hides /tmp, /run and /var/tmp behind empty tmpfs
+ * mounts, binding back only the paths the rules allow inside them. Landlock
+ * does not restrict connect() to pathname unix sockets, and those
+ * directories hold the dangerous ones: tmux and screen servers, ssh and gpg
+ * agents, X11, D-Bus, docker.sock, nonod's own socket.
  */
 #include "internal.h"
+#include "env.h"
 #include "probe.h"
 
 #include <errno.h>
@@ -17,6 +24,8 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <stdio.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,11 +37,88 @@
 #define ST_RDONLY 1
 #endif
 
+static const char *const mask_dirs[] = { "/tmp", "/run", "/var/tmp" };
+
+static bool path_under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+/*
+ * Which of mask_dirs to hide, and which allowed paths to bind back in each.
+ * A directory that a rule allows whole (itself or an ancestor) is not
+ * hidden; one holding more allowed paths than we bind back is not either,
+ * and the report says so.
+ */
+static int mounts_compile_masks(const struct sandbox_spec *spec, struct sandbox_compiled *c,
+				char *errbuf, size_t errlen)
+{
+	size_t nmask = 0, hidden = 0;
+	char dir[PATH_MAX], res[PATH_MAX];
+	struct stat st;
+
+	for (size_t m = 0; m < sizeof(mask_dirs) / sizeof(mask_dirs[0]); m++) {
+		char **keep;
+		size_t nkeep = 0;
+		bool whole = false, toomany = false;
+
+		if (realpath(mask_dirs[m], dir) == NULL || strcmp(dir, "/") == 0)
+			continue;
+		for (size_t i = 0; i < nmask; i++)
+			if (strcmp(c->masks[i], dir) == 0)
+				whole = true; /* /var/run and friends: already there */
+		keep = calloc(SANDBOX_MAX_MASK_KEEP + 1, sizeof(*keep));
+		if (keep == NULL)
+			return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
+		for (size_t i = 0; i < spec->npaths && !whole; i++) {
+			const struct sandbox_path_rule *r = &spec->paths[i];
+
+			if (r->access == SANDBOX_DENY || realpath(r->path, res) == NULL)
+				continue;
+			if (path_under(dir, res)) {
+				whole = true;
+			} else if (path_under(res, dir)) {
+				if (nkeep == SANDBOX_MAX_MASK_KEEP) {
+					toomany = true;
+					break;
+				}
+				if (stat(res, &st) != 0 || (keep[nkeep] = strdup(res)) == NULL)
+					continue;
+				c->mask_keep_dir[nmask][nkeep] = S_ISDIR(st.st_mode);
+				nkeep++;
+			}
+		}
+		if (whole || toomany) {
+			sandbox_env_free(keep);
+			if (toomany)
+				sandbox_report_add(&c->report, "unix_pathname_sockets", false,
+						   "%s not hidden: more than %d allowed paths inside",
+						   dir, SANDBOX_MAX_MASK_KEEP);
+			continue;
+		}
+		if ((c->masks[nmask] = strdup(dir)) == NULL) {
+			sandbox_env_free(keep);
+			return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
+		}
+		c->mask_keep[nmask++] = keep;
+		hidden++;
+	}
+	/* Partial, so not "enforced": sockets elsewhere stay reachable. */
+	sandbox_report_add(&c->report, "unix_pathname_sockets", false,
+			   "%zu of /tmp, /run, /var/tmp hidden behind an empty tmpfs (their sockets "
+			   "cannot be reached); elsewhere connect() to pathname unix sockets is not "
+			   "restricted by Landlock", hidden);
+	return 0;
+}
+
 int sandbox_mounts_compile(const struct sandbox_spec *spec, struct sandbox_compiled *c,
 			   char *errbuf, size_t errlen)
 {
 	const struct sandbox_features *f = sandbox_probe();
 	char res[PATH_MAX];
+	int rc;
 
 	if (!spec->readonly_mounts) {
 		sandbox_report_add(&c->report, "metadata", false,
@@ -69,11 +155,74 @@ int sandbox_mounts_compile(const struct sandbox_spec *spec, struct sandbox_compi
 			return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
 		c->nrw++;
 	}
+	if (spec->hide_shared_dirs && (rc = mounts_compile_masks(spec, c, errbuf, errlen)) < 0)
+		return rc;
 	c->mounts_ro = true;
 	sandbox_report_add(&c->report, "metadata", true,
 			   "private mount namespace: read-only and nosuid except %zu WRITE paths",
 			   c->nrw);
 	return 0;
+}
+
+/* mkdir -p the components of path below dir (the fresh tmpfs), then the
+ * last one as a directory or an empty file: a mountpoint. Raw syscalls only. */
+static int mounts_make_point(const char *dir, const char *path, bool is_dir)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path), start = strlen(dir);
+	int fd;
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = start + 1; i < n; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = '\0';
+		if (syscall(SYS_mkdirat, AT_FDCWD, buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = '/';
+	}
+	if (is_dir)
+		return syscall(SYS_mkdirat, AT_FDCWD, buf, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+	fd = (int)syscall(SYS_openat, AT_FDCWD, buf, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* Hide dir behind an empty tmpfs and bind back the allowed paths in it. */
+static int mounts_mask(const char *dir, char *const *keep, const bool *keep_dir)
+{
+	int trees[SANDBOX_MAX_MASK_KEEP];
+	size_t n = 0;
+	int rc = 0;
+
+	/* Detached copies of what stays visible, taken before the tmpfs covers them. */
+	for (; keep[n] != NULL; n++) {
+		trees[n] = (int)syscall(SYS_open_tree, AT_FDCWD, keep[n],
+					OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (trees[n] < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	if (syscall(SYS_mount, "tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		    "mode=0755,size=64k") != 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = mounts_make_point(dir, keep[i], keep_dir[i]);
+		if (rc == 0 && syscall(SYS_move_mount, trees[i], "", AT_FDCWD, keep[i],
+				       MOVE_MOUNT_F_EMPTY_PATH) != 0)
+			rc = -errno;
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		close(trees[i]);
+	return rc;
 }
 
 int sandbox_mounts_enter(const struct sandbox_compiled *c)
@@ -87,6 +236,11 @@ int sandbox_mounts_enter(const struct sandbox_compiled *c)
 		return -errno;
 	if (syscall(SYS_mount, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
 		return -errno;
+	for (size_t m = 0; c->masks[m] != NULL; m++) {
+		int rc = mounts_mask(c->masks[m], c->mask_keep[m], c->mask_keep_dir[m]);
+		if (rc < 0)
+			return rc;
+	}
 	for (size_t i = 0; i < c->nrw; i++)
 		if (syscall(SYS_mount, c->rw_paths[i], c->rw_paths[i], NULL, MS_BIND | MS_REC,
 			    NULL) != 0)

@@ -116,6 +116,10 @@ struct sandbox_spec {
 	 * Landlock's metadata gap (chmod/chown/utimes/xattr) outside them.
 	 * Needs CAP_SYS_ADMIN (a root daemon). */
 	bool readonly_mounts;
+	/* With readonly_mounts: hide /tmp, /run, /var/tmp behind empty tmpfs
+	 * mounts, binding back only allowed paths (their unix sockets are out of
+	 * reach: Landlock does not restrict connect() to pathname sockets). */
+	bool hide_shared_dirs;
 	const char *cwd;             /* chdir() here at the end of sandbox_enter
 					(after the mounts), or NULL */
 	bool best_effort;            /* missing kernel features: report, don't fail */

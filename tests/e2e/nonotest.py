@@ -20,6 +20,24 @@ NONOD = os.environ.get("NONOD", "")
 NONOCTL = os.environ.get("NONOCTL", "")
 
 
+def _fixture_dir():
+    """Test fixtures live outside /tmp, /run and /var/tmp: sessions in strict
+    mode hide those directories (their unix sockets), and the attack tests must
+    exercise Landlock on the fixtures, not find them hidden."""
+    base = os.environ.get("NONO_E2E_TMP") or ("/var/lib/nono-e2e" if os.geteuid() == 0 else "")
+    if not base:
+        return None
+    try:
+        os.makedirs(base, mode=0o755, exist_ok=True)
+        os.chmod(base, 0o755)
+        return base
+    except OSError:
+        return None
+
+
+tempfile.tempdir = _fixture_dir()
+
+
 def skip(reason):
     print(f"SKIP: {reason}")
     sys.exit(77)

@@ -79,11 +79,39 @@ class SessionTest(unittest.TestCase):
         with open(marker, "w") as f:
             f.write("host tmp")
         try:
-            final, _, err = run(self.c, ["cat", marker], self.ws)
+            final, out, err = run(self.c, ["cat", marker], self.ws)
             self.assertNotEqual(exit_code(final), 0)
-            self.assertIn(b"Permission denied", err)
+            self.assertNotIn(b"host tmp", out)
+            # Strict mode hides /tmp entirely; elsewhere Landlock refuses it.
+            self.assertRegex(err, rb"No such file or directory|Permission denied")
         finally:
             os.unlink(marker)
+
+    def test_unix_sockets_in_tmp_and_run_are_out_of_reach(self):
+        # Landlock does not restrict connect() to pathname sockets; strict mode
+        # hides /tmp, /run and /var/tmp instead (tmux, agents, X11, docker).
+        probe = ("import socket, sys\n"
+                 "s = socket.socket(socket.AF_UNIX)\n"
+                 "try:\n s.connect(sys.argv[1]); print('CONNECTED')\n"
+                 "except OSError as e: print('refused', e.errno)\n")
+        for d in ("/tmp", "/run"):
+            path = os.path.join(d, f"nono-e2e-sock-{os.getpid()}")
+            srv = socket.socket(socket.AF_UNIX)
+            srv.bind(path)
+            srv.listen(1)
+            try:
+                with self.subTest(dir=d):
+                    # Control: the same program outside a session connects.
+                    outside = subprocess.run(["python3", "-c", probe, path], capture_output=True)
+                    self.assertIn(b"CONNECTED", outside.stdout)
+                    final, out, err = run(self.c, ["python3", "-c", probe, path], self.ws)
+                    rep = final["enforcement"]["features"]["unix_pathname_sockets"]
+                    if "hidden behind an empty tmpfs" not in rep["detail"] or rep["detail"].startswith("0 of"):
+                        self.skipTest("no mount namespace here: " + rep["detail"])
+                    self.assertIn(b"refused", out, err)
+            finally:
+                srv.close()
+                os.unlink(path)
 
     def test_exec_failures_are_clear(self):
         cases = [
