@@ -23,15 +23,7 @@ static int diff_rec(struct dctx *d, const uint8_t *a, const uint8_t *b, size_t r
 
 static size_t rel_push(struct dctx *d, size_t rlen, const char *name, size_t nlen)
 {
-	size_t off = rlen ? rlen + 1 : 0;
-
-	if (off + nlen + 1 > sizeof(d->rel))
-		return 0;
-	if (rlen)
-		d->rel[rlen] = '/';
-	memcpy(d->rel + off, name, nlen);
-	d->rel[off + nlen] = '\0';
-	return off + nlen;
+	return snap_path_push(d->rel, sizeof(d->rel), rlen, name, nlen);
 }
 
 static int one_side(struct dctx *d, const struct tree_ent *e, size_t rlen, bool added)

@@ -76,15 +76,7 @@ static enum sel selected(const struct rctx *c, size_t rlen)
 
 static size_t rel_push(struct rctx *c, size_t rlen, const char *name, size_t nlen)
 {
-	size_t off = rlen ? rlen + 1 : 0;
-
-	if (off + nlen + 1 > sizeof(c->rel))
-		return 0;
-	if (rlen)
-		c->rel[rlen] = '/';
-	memcpy(c->rel + off, name, nlen);
-	c->rel[off + nlen] = '\0';
-	return off + nlen;
+	return snap_path_push(c->rel, sizeof(c->rel), rlen, name, nlen);
 }
 
 /* Store access needs the daemon's credentials; workspace access the user's. */

@@ -209,3 +209,16 @@ size_t hset_count(const struct hset *h)
 {
 	return h->n;
 }
+
+size_t snap_path_push(char *buf, size_t cap, size_t len, const char *name, size_t nlen)
+{
+	size_t off = len ? len + 1 : 0;
+
+	if (off + nlen + 1 > cap)
+		return 0;
+	if (len)
+		buf[len] = '/';
+	memcpy(buf + off, name, nlen);
+	buf[off + nlen] = '\0';
+	return off + nlen;
+}

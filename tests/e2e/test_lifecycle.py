@@ -54,20 +54,20 @@ class LifecycleTest(unittest.TestCase):
         c = d.client()
         env = ["PATH=/usr/bin:/bin"]
         polite = c.call("session.create", {"argv": ["sleep", "300"], "cwd": ws, "environ": env})
-        stubborn = c.call("session.create", {"argv": ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
+        ignores_term = c.call("session.create", {"argv": ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
                                              "cwd": ws, "environ": env})
         time.sleep(0.3)  # let the trap be installed
         self.assertEqual(d.stop(), 0, d.logtext())
-        for pid in (polite["pid"], stubborn["pid"]):
+        for pid in (polite["pid"], ignores_term["pid"]):
             self.assertFalse(os.path.exists(f"/proc/{pid}/status") and
                              "zombie" not in open(f"/proc/{pid}/status").read(), "worker outlived nonod")
         db = sqlite3.connect(os.path.join(d.state, "nonod.db"))
         rows = dict(db.execute("SELECT id, end_reason FROM sessions").fetchall())
         self.assertEqual(rows[polite["id"]], "stopped by daemon shutdown")
-        self.assertEqual(rows[stubborn["id"]], "stopped by daemon shutdown")
+        self.assertEqual(rows[ignores_term["id"]], "stopped by daemon shutdown")
         sig = dict(db.execute("SELECT id, exit_signal FROM sessions").fetchall())
         self.assertEqual(sig[polite["id"]], signal.SIGTERM)
-        self.assertEqual(sig[stubborn["id"]], signal.SIGKILL)
+        self.assertEqual(sig[ignores_term["id"]], signal.SIGKILL)
 
     def test_second_daemon_on_same_socket_refuses(self):
         d = self.daemon()
