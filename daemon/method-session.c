@@ -15,6 +15,7 @@
 #include "log.h"
 #include "methods.h"
 #include "policy.h"
+#include "session-snapshot.h"
 #include "session-spawn.h"
 #include "session.h"
 
@@ -274,6 +275,93 @@ static int take_stdio(struct rpc_call *call, struct spawn_request *r, struct rpc
 	return 0;
 }
 
+/* Spawn; reply (taken) gets the answer either way. */
+static int spawn_answering(struct spawn_request *r, struct conn *conn, struct rpc_deferred *reply)
+{
+	struct rpc_error err;
+
+	if (reply == NULL) {
+		spawn_request_release(r);
+		return NONO_E_INTERNAL;
+	}
+	memset(&err, 0, sizeof(err));
+	if (session_spawn(r, conn, reply, &err) < 0)
+		rpc_reply_error(reply, &err);
+	return RPC_DEFERRED;
+}
+
+/* A session.create waiting for its baseline snapshot. */
+struct create_pending {
+	struct spawn_request r;   /* owns policy and environ here */
+	struct conn *conn;
+	struct rpc_deferred *reply;
+};
+
+static void create_pending_free(struct create_pending *cp)
+{
+	spawn_request_release(&cp->r);
+	strv_free(cp->r.environ);
+	policy_free(cp->r.policy);
+	json_object_put(cp->r.labels);
+	conn_unref(cp->conn);
+	free(cp);
+}
+
+static void create_on_baseline(int e, const char *detail, void *arg)
+{
+	struct create_pending *cp = arg;
+	struct rpc_error err;
+
+	if (e < 0) {
+		/* Fail closed: the policy asked for a way back before the run. */
+		rpc_error_set(&err, e == -EBUSY || e == -ELOOP || e == -EAGAIN ? NONO_E_BUSY :
+			      e == -ENOENT || e == -ENOTDIR ? NONO_E_POLICY_INVALID :
+			      e == -EACCES || e == -EPERM ? NONO_E_PERMISSION_DENIED : NONO_E_INTERNAL,
+			      "policy.snapshot", "the baseline snapshot failed, so the session was not "
+			      "started: %s", detail);
+		rpc_reply_error(cp->reply, &err);
+	} else if (nonod->stopping) {
+		rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+		rpc_reply_error(cp->reply, &err);
+	} else {
+		spawn_answering(&cp->r, cp->conn, cp->reply);
+	}
+	create_pending_free(cp);
+	session_gc();
+}
+
+/* Take the baseline snapshot, then spawn. Takes the request and *policy. */
+static int create_after_snapshot(struct spawn_request *r, struct policy **policy,
+				 struct rpc_call *call, struct rpc_error *err)
+{
+	struct create_pending *cp = calloc(1, sizeof(*cp));
+	int rc;
+
+	if (cp == NULL)
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+	cp->r = *r;
+	cp->r.policy = *policy;
+	cp->r.labels = json_object_get(r->labels);
+	*policy = NULL;
+	/* The request's members are the pending one's now. */
+	memset(r, 0, sizeof(*r));
+	r->fds[0] = r->fds[1] = r->fds[2] = -1;
+	cp->reply = rpc_call_defer(call);
+	if (cp->reply == NULL) {
+		create_pending_free(cp);
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+	}
+	cp->conn = conn_ref(call->conn);
+	rc = session_snap_take(cp->r.snap, true, cp->r.argv[0], create_on_baseline, cp);
+	if (rc < 0) {
+		rpc_error_set(err, NONO_E_INTERNAL, "policy.snapshot",
+			      "cannot start the baseline snapshot: %s", strerror(-rc));
+		rpc_reply_error(cp->reply, err);
+		create_pending_free(cp);
+	}
+	return RPC_DEFERRED;
+}
+
 static int session_create_m(struct rpc_call *call, struct json_object **result,
 			    struct rpc_error *err)
 {
@@ -306,13 +394,6 @@ static int session_create_m(struct rpc_call *call, struct json_object **result,
 		return err->code;
 	if ((rc = load_policy(call, &policy, err)) < 0)
 		return rc;
-	if (policy->snapshot.on_start || policy->snapshot.on_exit) {
-		/* Fail closed rather than run without the protection asked for. */
-		policy_free(policy);
-		return rpc_error_set(err, NONO_E_POLICY_INVALID, "policy.snapshot",
-				     "sessions do not take their own snapshots yet: take one with "
-				     "snapshot.create first (nonoctl run --snapshot does)");
-	}
 
 	r.uid = call->peer->uid;
 	r.gid = call->peer->gid;
@@ -327,9 +408,14 @@ static int session_create_m(struct rpc_call *call, struct json_object **result,
 		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
 		goto out;
 	}
-	if ((rc = take_stdio(call, &r, err)) < 0)
+	if ((rc = take_stdio(call, &r, err)) < 0 ||
+	    (rc = session_snap_prepare(policy, r.uid, r.gid, r.workspace, &r.snap, err)) < 0)
 		goto out;
-	rc = session_spawn(&r, call, err);
+	if (session_snap_wants(r.snap, true)) {
+		rc = create_after_snapshot(&r, &policy, call, err);
+		goto out;
+	}
+	rc = spawn_answering(&r, call->conn, rpc_call_defer(call));
 out:
 	spawn_request_release(&r);
 	strv_free(r.environ);
@@ -369,7 +455,7 @@ static struct json_object *history_rows(const struct peer *p, bool all, int64_t 
 	session_history_flush();
 	if (sqlite3_prepare_v2(nonod->db,
 			       "SELECT id, uid, argv, cwd, policy_digest, network, created_ms, ended_ms, "
-			       "exit_code, exit_signal, end_reason FROM sessions "
+			       "exit_code, exit_signal, end_reason, snapshot_start, snapshot_exit FROM sessions "
 			       "WHERE (?1 OR uid = ?2) AND ended_ms IS NOT NULL "
 			       "ORDER BY created_ms DESC LIMIT ?3", -1, &st, NULL) != SQLITE_OK)
 		return a;
@@ -395,6 +481,10 @@ static struct json_object *history_rows(const struct peer *p, bool all, int64_t 
 		if (sqlite3_column_type(st, 10) != SQLITE_NULL)
 			json_object_object_add(o, "end_reason",
 					       json_object_new_string((const char *)sqlite3_column_text(st, 10)));
+		for (int c = 11; c <= 12; c++)
+			if (sqlite3_column_type(st, c) != SQLITE_NULL)
+				json_object_object_add(o, c == 11 ? "snapshot_start" : "snapshot_exit",
+						       json_object_new_string((const char *)sqlite3_column_text(st, c)));
 		json_object_array_add(a, o);
 	}
 	sqlite3_finalize(st);

@@ -38,6 +38,7 @@
 #include "session-cgroup.h"
 #include "session-netns.h"
 #include "session-proxy.h"
+#include "session-snapshot.h"
 #include "session-spawn.h"
 
 #ifndef CLONE_INTO_CGROUP
@@ -85,6 +86,8 @@ void spawn_request_release(struct spawn_request *r)
 	free(r->workspace);
 	r->argv = NULL;
 	r->cwd = r->workspace = NULL;
+	session_snap_free(r->snap);
+	r->snap = NULL;
 	for (int i = 0; i < 3; i++)
 		if (r->fds[i] >= 0) {
 			close(r->fds[i]);
@@ -572,7 +575,8 @@ static int spawn_compile_as(const struct session *s, const struct sandbox_spec *
 	return rc;
 }
 
-int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_error *err)
+int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferred *reply,
+		  struct rpc_error *err)
 {
 	static char *const empty_env[] = { NULL };
 	struct session *s = session_new(r->uid, r->gid);
@@ -600,6 +604,10 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 	r->cwd = r->workspace = NULL;
 	s->stdio = r->stdio;
 	s->labels = json_object_get(r->labels);
+	s->snap = r->snap; /* automatic snapshots: the start one is named after this id */
+	r->snap = NULL;
+	if (s->snap != NULL)
+		snprintf(s->id, sizeof(s->id), "%s", session_snap_session_id(s->snap));
 
 	if ((rc = spawn_tmpdir(s, err)) < 0 || (rc = spawn_resolve_policy(s, r, err)) < 0)
 		goto fail;
@@ -685,8 +693,8 @@ int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_err
 		close(cgroup_fd);
 	sandbox_compiled_free(sc);
 	spawn_ctx_free(&x);
-	s->owner_conn = conn_ref(call->conn);
-	s->create_reply = rpc_call_defer(call);
+	s->owner_conn = conn_ref(conn);
+	s->create_reply = reply;
 	s->pty_master = master;
 	session_register(s);
 	session_history_insert(s);

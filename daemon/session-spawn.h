@@ -23,14 +23,17 @@ struct spawn_request {
 	int fds[3];                /* SESSION_STDIO_FDS: taken */
 	struct json_object *labels;/* borrowed */
 	uint64_t wall_ms;          /* 0 = none (policy may set one) */
+	struct session_snap *snap; /* automatic snapshots, or NULL; taken */
 };
 
 /*
- * Compile, fork and start. Returns RPC_DEFERRED (the reply comes once exec
- * succeeded or failed) or a negative NONO_E_* with err filled. Takes the
- * request's owned members in every case.
+ * Compile, fork and start. Returns RPC_DEFERRED, having taken reply (it is
+ * answered once exec succeeded or failed, and conn gets session.exited), or
+ * a negative NONO_E_* with err filled, and then the caller still owns reply.
+ * Takes the request's owned members in every case.
  */
-int session_spawn(struct spawn_request *r, struct rpc_call *call, struct rpc_error *err);
+int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferred *reply,
+		  struct rpc_error *err);
 void spawn_request_release(struct spawn_request *r);
 
 #endif

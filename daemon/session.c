@@ -30,6 +30,7 @@
 #include "session-cgroup.h"
 #include "session-netns.h"
 #include "session-proxy.h"
+#include "session-snapshot.h"
 #include "session.h"
 
 struct session_waiter {
@@ -63,6 +64,9 @@ static const char *const session_schema[] = {
 	"  exit_signal INTEGER,"
 	"  end_reason TEXT);"
 	"CREATE INDEX sessions_uid ON sessions(uid, created_ms);",
+	/* 2: automatic snapshots (policy snapshot.on_start / on_exit) */
+	"ALTER TABLE sessions ADD COLUMN snapshot_start TEXT;"
+	"ALTER TABLE sessions ADD COLUMN snapshot_exit TEXT;",
 };
 
 static uint64_t realtime_ms(void)
@@ -73,19 +77,27 @@ static uint64_t realtime_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int session_make_id(char id[24])
+{
+	unsigned char rnd[8];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return -EIO;
+	snprintf(id, 24, "s-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+		 rnd[4], rnd[5], rnd[6], rnd[7]);
+	return 0;
+}
+
 struct session *session_new(uid_t uid, gid_t gid)
 {
 	struct session *s = calloc(1, sizeof(*s));
-	unsigned char rnd[8];
 
 	if (s == NULL)
 		return NULL;
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+	if (session_make_id(s->id) < 0) {
 		free(s);
 		return NULL;
 	}
-	snprintf(s->id, sizeof(s->id), "s-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	s->uid = uid;
 	s->gid = gid;
 	s->pid = -1;
@@ -135,6 +147,7 @@ static void session_free(struct session *s)
 	if (s->pty_master >= 0)
 		close(s->pty_master);
 	session_output_free(s->output);
+	session_snap_free(s->snap);
 	free(s);
 }
 
@@ -168,7 +181,7 @@ bool session_visible(const struct session *s, const struct peer *p)
 	return peer_may_act_for(p, s->uid);
 }
 
-static const char *const state_names[] = { "starting", "running", "exited" };
+static const char *const state_names[] = { "starting", "running", "finishing", "exited" };
 static const char *const stdio_names[] = { "null", "fds", "pipe", "pty" };
 static const char *const net_names[] = { "none", "strict", "fallback" };
 
@@ -239,6 +252,8 @@ struct json_object *session_to_json(const struct session *s)
 		json_object_object_add(o, "limits", json_object_get(s->limits));
 	if (s->report != NULL)
 		json_object_object_add(o, "enforcement", json_object_get(s->report));
+	if (s->snap != NULL)
+		json_object_object_add(o, "snapshots", session_snap_json(s->snap));
 	return o;
 }
 
@@ -327,7 +342,8 @@ static void history_write_insert(const struct session *s)
 		json_object_array_add(argv, json_object_new_string(*a));
 	if (sqlite3_prepare_v2(nonod->db,
 			       "INSERT INTO sessions(id, uid, gid, argv, cwd, workspace, policy_digest, "
-			       "labels, network, report, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+			       "labels, network, report, created_ms, snapshot_start) "
+			       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		log_errorx("sqlite: %s", sqlite3_errmsg(nonod->db));
 		json_object_put(argv);
@@ -347,6 +363,7 @@ static void history_write_insert(const struct session *s)
 	sqlite3_bind_text(st, 10, s->report != NULL ? json_object_to_json_string_ext(s->report, JSON_C_TO_STRING_PLAIN) : NULL,
 			  -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)s->created_ms);
+	sqlite3_bind_text(st, 12, session_snap_id(s->snap, true), -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		log_errorx("sqlite: %s", sqlite3_errmsg(nonod->db));
 	sqlite3_finalize(st);
@@ -358,8 +375,8 @@ static void history_write_end(const struct session *s)
 	sqlite3_stmt *st;
 
 	if (sqlite3_prepare_v2(nonod->db,
-			       "UPDATE sessions SET ended_ms=?1, exit_code=?2, exit_signal=?3, end_reason=?4 "
-			       "WHERE id=?5", -1, &st, NULL) != SQLITE_OK)
+			       "UPDATE sessions SET ended_ms=?1, exit_code=?2, exit_signal=?3, end_reason=?4, "
+			       "snapshot_exit=?6 WHERE id=?5", -1, &st, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)s->ended_ms);
 	if (WIFEXITED(s->exit_status))
@@ -368,6 +385,7 @@ static void history_write_end(const struct session *s)
 		sqlite3_bind_int(st, 3, WTERMSIG(s->exit_status));
 	sqlite3_bind_text(st, 4, s->end_reason, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, session_snap_id(s->snap, false), -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		log_errorx("sqlite: %s", sqlite3_errmsg(nonod->db));
 	sqlite3_finalize(st);
@@ -458,7 +476,7 @@ static void session_kill_procs(struct session *s)
 
 void session_kill_tree(struct session *s, const char *reason)
 {
-	if (s->state == SESSION_EXITED)
+	if (s->state >= SESSION_FINISHING)
 		return;
 	if (s->end_reason[0] == '\0')
 		snprintf(s->end_reason, sizeof(s->end_reason), "%s", reason);
@@ -467,7 +485,7 @@ void session_kill_tree(struct session *s, const char *reason)
 
 int session_signal(struct session *s, int sig)
 {
-	if (s->state == SESSION_EXITED)
+	if (s->state >= SESSION_FINISHING)
 		return -ESRCH;
 	if (s->pidfd >= 0)
 		return syscall(SYS_pidfd_send_signal, s->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
@@ -579,10 +597,23 @@ void session_spawn_failed(struct session *s, int code, const char *field, const 
 	s->owner_conn = NULL;
 }
 
-/* The leader is gone: kill what is left, record, notify, answer waiters. */
+static void session_finish(struct session *s);
+
+static void session_on_exit_snapshot(int err, const char *detail, void *arg)
+{
+	struct session *s = arg;
+
+	if (err < 0)
+		log_warnx("session %s: exit snapshot failed: %s", s->id, detail);
+	session_finish(s);
+	session_unref(s);
+}
+
+/* The leader is gone: kill what is left, take the exit snapshot, finish. */
 static void session_ended(struct session *s, int status, const struct rusage *ru)
 {
-	struct json_object *note;
+	bool ran = s->state == SESSION_RUNNING;
+	int rc;
 
 	s->exit_status = status;
 	s->rusage = *ru;
@@ -590,7 +621,7 @@ static void session_ended(struct session *s, int status, const struct rusage *ru
 	if (s->end_reason[0] == '\0')
 		snprintf(s->end_reason, sizeof(s->end_reason), "exited");
 	session_kill_procs(s); /* whatever the leader left behind */
-	s->state = SESSION_EXITED;
+	s->state = SESSION_FINISHING;
 	/* The pid is free for reuse now: drop the handle (signals to an ended
 	 * session are refused by state). */
 	if (s->pidfd >= 0) {
@@ -603,6 +634,24 @@ static void session_ended(struct session *s, int status, const struct rusage *ru
 	}
 	log_info("session %s (uid %u) ended: %s, status 0x%x", s->id, (unsigned)s->uid,
 		 s->end_reason, (unsigned)status);
+	/* A session that never ran changed nothing: no exit snapshot. */
+	if (ran && session_snap_wants(s->snap, false)) {
+		s->refs++;
+		rc = session_snap_take(s->snap, false, s->argv[0], session_on_exit_snapshot, s);
+		if (rc == 0)
+			return; /* session_finish() when it is taken */
+		s->refs--;
+		session_snap_exit_failed(s->snap, rc);
+	}
+	session_finish(s);
+}
+
+/* Record, notify, answer waiters, clean up. */
+static void session_finish(struct session *s)
+{
+	struct json_object *note;
+
+	s->state = SESSION_EXITED;
 	/* Tell whoever waits first; the clean-up below is nobody's latency. */
 	note = session_to_json(s);
 	rpc_notify(s->owner_conn, "session.exited", note);
@@ -638,7 +687,7 @@ static void sessions_on_sigchld(evutil_socket_t sig, short what, void *arg)
 		if (pid <= 0)
 			break;
 		for (struct session *s = sessions; s != NULL; s = s->next)
-			if (s->pid == pid && s->state != SESSION_EXITED) {
+			if (s->pid == pid && s->state < SESSION_FINISHING) {
 				if (s->create_reply != NULL)
 					session_spawn_settle(s);
 				session_ended(s, status, &ru);
@@ -690,7 +739,7 @@ int sessions_init(void)
 static void sessions_on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
 	for (struct session *s = sessions; s != NULL; s = s->next)
-		if (s->state != SESSION_EXITED) {
+		if (s->state < SESSION_FINISHING) {
 			log_warnx("session %s did not stop in time: killing its tree", s->id);
 			session_kill_procs(s);
 		}
@@ -705,6 +754,8 @@ void sessions_stop_all(unsigned int grace_ms, void (*done)(void))
 		if (s->state == SESSION_EXITED)
 			continue;
 		any = true;
+		if (s->state == SESSION_FINISHING)
+			continue; /* dead already; its exit snapshot ends it */
 		snprintf(s->end_reason, sizeof(s->end_reason), "stopped by daemon shutdown");
 		if (s->cgroup == NULL || session_cgroup_signal(s->cgroup, SIGTERM) < 0)
 			kill(-s->pid, SIGTERM);
@@ -726,7 +777,7 @@ void sessions_fini(void)
 
 	while ((s = sessions) != NULL) {
 		sessions = s->next;
-		if (s->state != SESSION_EXITED)
+		if (s->state < SESSION_FINISHING)
 			session_kill_procs(s);
 		while (s->waiters != NULL) {
 			struct session_waiter *w = s->waiters;

@@ -28,6 +28,7 @@ struct proxy_listener;
 enum session_state {
 	SESSION_STARTING = 0, /* forked, exec not confirmed yet */
 	SESSION_RUNNING,
+	SESSION_FINISHING,    /* the tree is dead; its exit snapshot is being taken */
 	SESSION_EXITED,       /* the leader is gone and the tree is killed */
 };
 
@@ -72,6 +73,7 @@ struct session {
 	int exit_status;                /* wait status */
 	struct rusage rusage;
 	char end_reason[96];            /* "exited", "killed by session.kill", "wall time limit", ... */
+	struct session_snap *snap;      /* automatic snapshots (session-snapshot.c), or NULL */
 	struct proxy_listener *proxy_listener; /* its proxy listener, or NULL */
 	uint16_t proxy_port;
 	int netns_fd;
@@ -118,6 +120,8 @@ int session_peer_in_session(const struct peer *peer);
 struct json_object *session_output_json(const struct session *s);
 
 /* Internal between session.c and session-spawn.c. */
+int session_make_id(char id[24]);  /* "s-" + 16 random hex digits; 0 or -errno */
+void session_snap_free(struct session_snap *ss); /* session-snapshot.c */
 struct session *session_new(uid_t uid, gid_t gid);
 void session_register(struct session *s);
 void session_spawned(struct session *s);     /* exec confirmed: reply, start timers */

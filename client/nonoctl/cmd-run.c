@@ -65,7 +65,7 @@ static void run_help(void)
 	       "  -W, --workspace DIR      the session's $WORKSPACE (default: cwd)\n"
 	       "  -T, --timeout D          kill the session after D (30s, 5m, 2h)\n"
 	       "  -l, --label K=V          attach a label (repeatable)\n"
-	       "      --snapshot           snapshot the workspace first\n"
+	       "      --snapshot           snapshot the workspace before and after the run\n"
 	       "      --verify-signature   require a valid policy signature\n"
 	       "\nExit status: the command's; 128+N if killed by signal N; 125 nono\n"
 	       "failed; 126 not executable; 127 not found.\n", cmd_run_entry.summary);
@@ -191,42 +191,23 @@ static int run_check_features(struct nonoctl *ctl, const struct run *r)
 	return EXIT_OK;
 }
 
-/*
- * --snapshot: take a snapshot of the workspace before the command runs, so
- * `nonoctl snapshot restore ID` can undo whatever it does. A failure stops
- * the run: nothing runs unprotected when protection was asked for.
- */
-static int run_snapshot_first(struct nonoctl *ctl, const struct run *r)
+/* --snapshot: say how to undo the run (the daemon took the snapshot). */
+static void run_print_snapshot(struct json_object *session, const char *when)
 {
-	struct json_object *p = json_object_new_object(), *res, *snap, *id;
-	char cwd[PATH_MAX], *result = NULL;
-	nono_error *err = NULL;
-	int rc;
+	struct json_object *snaps, *id;
 
-	if (r->workspace == NULL && getcwd(cwd, sizeof(cwd)) == NULL) {
-		json_object_put(p);
-		out_warnx("run: cannot get the current directory: %s", strerror(errno));
-		return EXIT_RUN_FAILED;
-	}
-	json_object_object_add(p, "workspace", json_object_new_string(r->workspace ? r->workspace : cwd));
-	json_object_object_add(p, "label", json_object_new_string("before nonoctl run"));
-	rc = nono_client_call(ctl->client, "snapshot.create",
-			      json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN), &result, &err);
-	json_object_put(p);
-	if (rc < 0) {
-		out_warnx("run: --snapshot: %s", nono_error_detail(err) ? nono_error_detail(err)
-									: nono_error_message(err));
-		nono_error_free(err);
-		return EXIT_RUN_FAILED;
-	}
-	res = json_tokener_parse(result);
-	free(result);
-	if (json_object_object_get_ex(res, "snapshot", &snap) &&
-	    json_object_object_get_ex(snap, "id", &id))
-		fprintf(stderr, "nonoctl: snapshot %s taken; undo the run with: nonoctl snapshot restore %s\n",
-			json_object_get_string(id), json_object_get_string(id));
-	json_object_put(res);
-	return EXIT_OK;
+	if (!json_object_object_get_ex(session, "snapshots", &snaps) ||
+	    !json_object_object_get_ex(snaps, when, &id) || id == NULL)
+		return;
+	if (strcmp(when, "start") == 0)
+		fprintf(stderr, "nonoctl: snapshot %s taken; undo the run with: "
+			"nonoctl snapshot restore %s\n", json_object_get_string(id),
+			json_object_get_string(id));
+	else
+		fprintf(stderr, "nonoctl: snapshot %s taken at exit; see the run's changes with: "
+			"nonoctl snapshot diff %s %s\n", json_object_get_string(id),
+			util_json_str(snaps, "start") ? util_json_str(snaps, "start") : "START",
+			json_object_get_string(id));
 }
 
 /* session.create params; NULL on allocation failure. */
@@ -287,6 +268,7 @@ static void run_on_notify(nono_client *c, const char *method, const char *params
 		r->exit_code = util_session_exit_code(o);
 		if (r->exit_code < 0)
 			r->exit_code = EXIT_RUN_FAILED;
+		run_print_snapshot(o, "exit");
 	}
 	json_object_put(o);
 }
@@ -407,6 +389,7 @@ static int run_session(struct nonoctl *ctl, struct run *r, struct json_object *p
 		return EXIT_RUN_FAILED;
 	}
 	snprintf(r->id, sizeof(r->id), "%s", util_json_str(res, "id"));
+	run_print_snapshot(res, "start");
 	json_object_put(res);
 	r->exit_code = -1;
 	rc = run_wait(ctl, r, sfd);
@@ -431,8 +414,6 @@ static int cmd_run_exec(struct nonoctl *ctl, int argc, char **argv)
 		goto out;
 	rc = run_check_features(ctl, &r);
 	if (rc != EXIT_OK)
-		goto out;
-	if (r.pol.snapshot && (rc = run_snapshot_first(ctl, &r)) != EXIT_OK)
 		goto out;
 	rc = run_session(ctl, &r, policy);
 	policy = NULL; /* run_session took it */

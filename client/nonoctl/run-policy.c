@@ -189,6 +189,12 @@ int run_policy_build(const struct run_policy_args *a, struct json_object **out)
 	for (size_t i = 0; i < a->ninject; i++)
 		if (add_inject(net, a->inject[i]) < 0)
 			goto fail;
+	if (a->snapshot) { /* the daemon snapshots $WORKSPACE before exec and after exit */
+		struct json_object *snap = member(doc, "snapshot", json_type_object);
+
+		json_object_object_add(snap, "on_start", json_object_new_boolean(1));
+		json_object_object_add(snap, "on_exit", json_object_new_boolean(1));
+	}
 	/* Check the result: the flags can be wrong too (a bad host, a
 	 * relative path, a path both denied and allowed). */
 	memset(&perr, 0, sizeof(perr));

@@ -21,7 +21,7 @@ struct run_policy_args {
 	size_t nhosts;
 	const char **inject;     /* --inject HOST:HEADER=TEMPLATE */
 	size_t ninject;
-	bool snapshot;           /* --snapshot: snapshot.on_start */
+	bool snapshot;           /* --snapshot: snapshot.on_start and on_exit */
 };
 
 /*

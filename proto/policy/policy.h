@@ -178,6 +178,14 @@ int policy_resolve(struct policy *p, const struct policy_vars *vars,
 		   struct policy_error *err);
 
 /*
+ * Expand one path of a policy (as written: "$VAR/rest" or absolute) the way
+ * policy_resolve() does, into *out (owned by the caller). For paths needed
+ * before the session exists, such as an unresolved snapshot.workspace.
+ */
+int policy_expand_path(const char *path, const struct policy_vars *vars, const char *field,
+		       char **out, struct policy_error *err);
+
+/*
  * Add the built-in base profile (base-profile.c) when p->base is
  * POLICY_BASE_DEFAULT; a no-op for "none" or when already merged. A path the
  * policy denies is left out of the base; a path it allows gets the union of

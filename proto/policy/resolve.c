@@ -155,6 +155,27 @@ out:
 	return r;
 }
 
+int policy_expand_path(const char *path, const struct policy_vars *vars, const char *field,
+		       char **out, struct policy_error *err)
+{
+	static const struct policy_vars none;
+	struct var v[3] = { 0 };
+	int r;
+
+	*out = NULL;
+	if (err)
+		memset(err, 0, sizeof(*err));
+	if (!vars)
+		vars = &none;
+	if ((r = var_init(&v[0], "WORKSPACE", vars->workspace, "vars.workspace", err)) == 0 &&
+	    (r = var_init(&v[1], "HOME", vars->home, "vars.home", err)) == 0 &&
+	    (r = var_init(&v[2], "TMPDIR", vars->tmpdir, "vars.tmpdir", err)) == 0)
+		r = expand(path, v, field, out, err);
+	for (int i = 0; i < 3; i++)
+		free(v[i].value);
+	return r;
+}
+
 static bool has_path(const struct policy *p, const char *path)
 {
 	size_t lo = 0, hi = p->n_fs;
