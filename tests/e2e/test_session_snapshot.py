@@ -6,21 +6,16 @@ ids are on the session, in session.exited and in the history, restore to
 the baseline undoes the run, excludes are honoured, and a baseline that
 cannot be taken stops the session from starting (fail closed). nonoctl run
 --snapshot prints both ids."""
-import grp
-import json
 import os
-import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
 import nonotest
 from nonotest import NONOCTL, Daemon, RpcError
 from sessions import PATH_ENV, exit_code, run
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from users import as_user, ensure_group, ensure_user
 
 E_POLICY = -32005
 
@@ -158,32 +153,6 @@ class SessionSnapshotTest(unittest.TestCase):
         self.assertEqual(self.read("a.txt"), "original a\n")
 
 
-AS_USER = r"""
-import json, sys
-sys.path.insert(0, %(here)r)
-from nonotest import RawClient, RpcError
-c = RawClient(%(sock)r, 120); c.hello()
-out = {}
-def attempt(name, fn):
-    try:
-        out[name] = fn()
-    except RpcError as e:
-        out[name] = {"error": e.kind, "field": e.field}
-%(body)s
-print(json.dumps(out))
-"""
-
-
-def ensure_user(name):
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", name], check=True)
-    subprocess.run(["usermod", "-a", "-G", "nono", name], check=True)
-    return pwd.getpwnam(name)
-
-
 class SessionSnapshotSystemTest(unittest.TestCase):
     """System mode: the snapshots go to the calling user's own store and are
     taken with that user's rights."""
@@ -192,12 +161,9 @@ class SessionSnapshotSystemTest(unittest.TestCase):
     def setUpClass(cls):
         if os.geteuid() != 0:
             raise unittest.SkipTest("system mode and other users need root")
-        try:
-            grp.getgrnam("nono")
-        except KeyError:
-            subprocess.run(["groupadd", "--system", "nono"], check=True)
-        cls.a = ensure_user("nono-e2e-a")
-        cls.b = ensure_user("nono-e2e-b")
+        ensure_group("nono")
+        cls.a = ensure_user("nono-e2e-a", ["nono"])
+        cls.b = ensure_user("nono-e2e-b", ["nono"])
         cls.d = Daemon(mode="--system")
         os.chmod(cls.d.dir, 0o755)
 
@@ -207,13 +173,7 @@ class SessionSnapshotSystemTest(unittest.TestCase):
             cls.d.close()
 
     def as_user(self, user, body):
-        code = AS_USER % {"here": HERE, "sock": self.d.socket, "body": body}
-        r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                            "--init-groups", sys.executable, "-c", code],
-                           capture_output=True, timeout=120, env={"PATH": os.environ["PATH"]},
-                           cwd="/")
-        self.assertEqual(r.returncode, 0, r.stderr.decode() + self.d.logtext()[-3000:])
-        return json.loads(r.stdout.decode().splitlines()[-1])
+        return as_user(self, self.d, user, body)
 
     def test_own_store_own_rights(self):
         ws = tempfile.mkdtemp(prefix="sysws-", dir=self.d.dir)

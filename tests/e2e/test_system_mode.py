@@ -3,45 +3,16 @@
 their caller (groups and capabilities dropped), a user sees and touches only
 their own sessions, and the socket admits only the nono group."""
 import grp
-import json
 import os
-import pwd
 import subprocess
 import sys
 import unittest
 
 import nonotest
 from nonotest import Daemon
+from users import as_user, ensure_group, ensure_user
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 USERS = ("nono-e2e-a", "nono-e2e-b")
-
-CLIENT = r"""
-import json, sys
-sys.path.insert(0, %(here)r)
-from nonotest import RawClient, RpcError
-from sessions import run, PATH_ENV
-c = RawClient(%(sock)r); c.hello()
-out = {}
-def attempt(name, fn):
-    try:
-        out[name] = fn()
-    except RpcError as e:
-        out[name] = {"error": e.kind}
-%(body)s
-print(json.dumps(out))
-"""
-
-
-def ensure_user(name, groups=()):
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        name], check=True)
-    for g in groups:
-        subprocess.run(["usermod", "-a", "-G", g, name], check=True)
-    return pwd.getpwnam(name)
 
 
 class SystemModeTest(unittest.TestCase):
@@ -49,10 +20,7 @@ class SystemModeTest(unittest.TestCase):
     def setUpClass(cls):
         if os.geteuid() != 0:
             raise unittest.SkipTest("system mode needs root")
-        try:
-            grp.getgrnam("nono")
-        except KeyError:
-            subprocess.run(["groupadd", "--system", "nono"], check=True)
+        ensure_group("nono")
         cls.a = ensure_user(USERS[0], ["nono"])
         cls.b = ensure_user(USERS[1], ["nono"])
         cls.outsider = ensure_user("nono-e2e-out")
@@ -68,12 +36,7 @@ class SystemModeTest(unittest.TestCase):
             cls.d.close()
 
     def as_user(self, user, body):
-        code = CLIENT % {"here": HERE, "sock": self.d.socket, "body": body}
-        r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                            "--init-groups", sys.executable, "-c", code],
-                           capture_output=True, timeout=120, env={"PATH": os.environ["PATH"]})
-        self.assertEqual(r.returncode, 0, r.stderr.decode() + self.d.logtext()[-3000:])
-        return json.loads(r.stdout.decode().splitlines()[-1])
+        return as_user(self, self.d, user, body)
 
     def test_socket_mode_and_group(self):
         st = os.stat(self.d.socket)
@@ -120,8 +83,8 @@ attempt('all', lambda: c.call('session.list', {{'all_users': True}}))
 """)
         self.assertNotIn(sid, theirs["list"])
         for k in ("get", "kill", "signal", "wait"):
-            self.assertEqual(theirs[k], {"error": "not_found"}, k)
-        self.assertEqual(theirs["all"], {"error": "permission_denied"})
+            self.assertEqual(theirs[k]["error"], "not_found", k)
+        self.assertEqual(theirs["all"]["error"], "permission_denied")
         # Still running, and its owner can end it.
         mine = self.as_user(self.a, f"""
 out['state'] = c.call('session.get', {{'id': {sid!r}}})['state']
