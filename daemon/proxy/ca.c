@@ -154,7 +154,8 @@ ca_to_pem(struct ca *ca, char **key_pem)
 	if (bc && bk && PEM_write_bio_X509(bc, ca->cert) == 1 &&
 	    PEM_write_bio_PrivateKey(bk, ca->key, NULL, NULL, 0, NULL, NULL) == 1) {
 		ca->pem = bio_to_str(bc);
-		*key_pem = key_pem ? bio_to_str(bk) : NULL;
+		if (key_pem != NULL)
+			*key_pem = bio_to_str(bk);
 		r = ca->pem && (!key_pem || *key_pem) ? 0 : -ENOMEM;
 	}
 	BIO_free(bc);

@@ -69,6 +69,33 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(sig[polite["id"]], signal.SIGTERM)
         self.assertEqual(sig[ignores_term["id"]], signal.SIGKILL)
 
+    def test_restart_keeps_the_proxy_ca(self):
+        """The CA made on first use is sealed in the vault; after a restart
+        the daemon loads it (this path once crashed nonod) and sessions
+        trust the same CA."""
+        from sessions import PATH_ENV, exit_code, run
+        d = self.daemon()
+        ws = os.path.join(d.dir, "ws")
+        os.makedirs(ws)
+        pol = {"version": 1, "filesystem": {"read": ["$WORKSPACE"]},
+               "network": {"allow": ["example.com:443"]},
+               "env": {"pass": ["PATH"]}}
+
+        def ca_bundle():
+            c = d.client()
+            final, out, err = run(c, ["sh", "-c", 'cat "$SSL_CERT_FILE"'], ws, policy=pol)
+            c.close()
+            self.assertEqual(exit_code(final), 0, err.decode() + d.logtext()[-2000:])
+            last = out.split(b"-----BEGIN CERTIFICATE-----")[-1]
+            self.assertIn(b"-----END CERTIFICATE-----", last)
+            return last
+
+        first = ca_bundle()
+        self.assertEqual(d.stop(), 0, d.logtext())
+        d.start()
+        self.assertEqual(ca_bundle(), first)
+        self.assertTrue(d.alive(), d.logtext())
+
     def test_second_daemon_on_same_socket_refuses(self):
         d = self.daemon()
         second = subprocess.run(d.args, capture_output=True, timeout=20, env=d.env)
