@@ -448,6 +448,23 @@ class NonoctlTest(unittest.TestCase):
         self.assertIsNotNone(m2, r.stderr)
         self.assertEqual(m2.group(1), m.group(1))
 
+    def test_example_policies_run(self):
+        """docs/policies/ examples work as written (they are what users copy)."""
+        docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "policies")
+        ws = os.path.join(self.d.dir, "examplews")
+        os.makedirs(os.path.join(ws, "build"), exist_ok=True)
+        for name in ("agent-default.yaml", "offline-build.json", "claude-code.yaml"):
+            r = self.run_ctl("run", "--policy", os.path.join(docs, name), "--", "sh", "-c", "echo ran",
+                             cwd=ws)
+            if name == "claude-code.yaml" and not os.path.isdir(os.path.expanduser("~/.claude")):
+                self.assertRc(r, 125)  # a required path is missing: named, nothing runs
+                self.assertIn(b".claude", r.stderr)
+                continue
+            self.assertRc(r, 0)
+            self.assertEqual(r.stdout, b"ran\n", name)
+            if name == "agent-default.yaml":  # on_start: the daemon took a baseline
+                self.assertRegex(r.stderr, rb"snapshot [0-9a-f]{12} taken")
+
     def test_verify_signature_needs_feature(self):
         r = self.run_ctl("run", "--verify-signature", "--", "true")
         self.assertRc(r, 125)
