@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 import nonotest
@@ -134,6 +135,31 @@ class SessionSnapshotTest(unittest.TestCase):
             run(self.c, ["/nonexistent/prog"], self.ws, policy=policy(on_exit=True))
         after = self.c.call("snapshot.list", {"workspace": self.ws})["snapshots"]
         self.assertEqual(len(before), len(after))
+
+    def test_daemon_stop_takes_the_exit_snapshot(self):
+        """SIGTERM to nonod stops the session, and its exit snapshot is still
+        taken and recorded before nonod exits."""
+        d = Daemon(config="shutdown_grace = 2s\n")
+        self.addCleanup(d.close)
+        c = d.client()
+        s = c.call("session.create", {"argv": ["sh", "-c", "echo during > a.txt; sleep 300"],
+                                      "cwd": self.ws, "environ": PATH_ENV,
+                                      "policy": policy(on_start=True, on_exit=True)})
+        for _ in range(200):
+            if self.read("a.txt") == "during\n":
+                break
+            time.sleep(0.02)
+        self.assertEqual(d.stop(), 0, d.logtext())
+        d.start()
+        c = d.client()
+        hist = c.call("session.list", {"history": True})["history"]
+        row = next(h for h in hist if h["id"] == s["id"])
+        self.assertEqual(row["end_reason"], "stopped by daemon shutdown")
+        self.assertEqual(row["snapshot_start"], s["snapshots"]["start"])
+        self.assertRegex(row.get("snapshot_exit") or "", r"^[0-9a-f]{12}$", d.logtext()[-3000:])
+        diff = c.call("snapshot.diff", {"from": row["snapshot_start"], "to": row["snapshot_exit"]})
+        self.assertEqual([(x["path"], x["kind"]) for x in diff["changes"]], [("a.txt", "modified")])
+        self.assertTrue(c.call("snapshot.verify")["ok"])
 
     def test_nonoctl_run_snapshot(self):
         if not NONOCTL:
