@@ -28,6 +28,7 @@
 #include <json-c/json.h>
 
 #include "nono.h"
+#include "../unit/check-run.h"
 
 static char dir[] = "/tmp/nono-libnono-XXXXXX";
 static char sock[100], ws[256], outside[256];
@@ -598,8 +599,6 @@ int main(void)
 	Suite *s = suite_create("libnono-e2e");
 	TCase *live = tcase_create("live"), *dead = tcase_create("dead");
 	TCase *sb = tcase_create("sandbox");
-	SRunner *sr;
-	int failed;
 
 	if (getenv("NONOD") == NULL || access(getenv("NONOD"), X_OK) != 0) {
 		printf("SKIP: NONOD does not name the built nonod\n");
@@ -628,9 +627,5 @@ int main(void)
 		printf("note: no Landlock in this kernel: sandbox_apply tests not run\n");
 	}
 	suite_add_tcase(s, sb);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "activation-launchd.h"
+#include "../../unit/check-run.h"
 
 START_TEST(test_outside_launchd)
 {
@@ -37,15 +38,9 @@ int main(void)
 {
 	Suite *s = suite_create("activation-launchd");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_outside_launchd);
 	tcase_add_test(tc, test_socket_name);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

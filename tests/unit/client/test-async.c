@@ -16,6 +16,7 @@
 
 #include "fdpass.h"
 #include "harness.h"
+#include "../check-run.h"
 
 /* A reply dribbled in one byte per write, dispatched after every byte. */
 START_TEST(test_split_byte_by_byte)
@@ -217,11 +218,5 @@ static Suite *make_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(make_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(make_suite());
 }

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "harness.h"
+#include "../check-run.h"
 
 START_TEST(test_hello_ok)
 {
@@ -244,11 +245,5 @@ static Suite *connect_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(connect_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(connect_suite());
 }

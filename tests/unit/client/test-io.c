@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "harness.h"
+#include "../check-run.h"
 
 START_TEST(test_call_roundtrip)
 {
@@ -448,11 +449,5 @@ static Suite *io_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(io_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(io_suite());
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rpc.h"
+#include "../check-run.h"
 
 static const char *doc_path;
 static struct json_object *doc;
@@ -149,7 +150,6 @@ static struct json_object *dump_spec(const struct param_spec *spec, bool props)
 int main(int argc, char **argv)
 {
 	Suite *s;
-	SRunner *sr;
 	TCase *tc;
 	int failed;
 
@@ -184,10 +184,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, every_table_method_is_documented);
 	tcase_add_test(tc, every_documented_method_exists);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = check_run(s);
 	json_object_put(doc);
-	return failed ? 1 : 0;
+	return failed;
 }

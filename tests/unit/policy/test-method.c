@@ -10,6 +10,7 @@
 
 #include "methods.h"
 #include "policy.h"
+#include "../check-run.h"
 
 extern const struct method policy_methods[];
 
@@ -181,11 +182,5 @@ static Suite *method_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(method_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(method_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "../check-run.h"
 
 static struct policy *parse_ok(const char *t)
 {
@@ -342,11 +343,5 @@ static Suite *parse_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(parse_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(parse_suite());
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "../check-run.h"
 
 struct bad {
 	const char *text;
@@ -366,11 +367,5 @@ static Suite *reject_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(reject_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(reject_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "../check-run.h"
 
 static struct policy *parse_ok(const char *t)
 {
@@ -231,11 +232,5 @@ static Suite *resolve_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(resolve_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(resolve_suite());
 }

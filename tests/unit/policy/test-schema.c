@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "../check-run.h"
 
 static struct json_object *schema;
 
@@ -394,11 +395,5 @@ static Suite *schema_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(schema_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(schema_suite());
 }

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "../check-run.h"
 
 static const char *openrpc_path, *protocol_path;
 
@@ -103,8 +104,6 @@ int main(int argc, char **argv)
 {
 	Suite *s = suite_create("proto-docs");
 	TCase *tc = tcase_create("docs");
-	SRunner *sr;
-	int failed;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s openrpc.json PROTOCOL.md\n", argv[0]);
@@ -117,9 +116,5 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_protocol_md_errors);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

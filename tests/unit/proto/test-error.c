@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "../check-run.h"
 
 static const int all_codes[] = {
 	NONO_E_PARSE, NONO_E_INVALID_REQUEST, NONO_E_METHOD_NOT_FOUND,
@@ -93,8 +94,6 @@ int main(void)
 {
 	Suite *s = suite_create("proto-error");
 	TCase *tc = tcase_create("error");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_table_complete);
 	tcase_add_test(tc, test_kinds);
@@ -103,9 +102,5 @@ int main(void)
 	tcase_add_test(tc, test_set_null_and_clear);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

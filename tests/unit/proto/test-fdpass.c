@@ -17,6 +17,7 @@
 
 #include "fdpass.h"
 #include "nono-protocol.h"
+#include "../check-run.h"
 
 static int sv[2] = { -1, -1 };
 
@@ -278,8 +279,6 @@ int main(void)
 {
 	Suite *s = suite_create("proto-fdpass");
 	TCase *tc = tcase_create("fdpass");
-	SRunner *sr;
-	int failed;
 
 	signal(SIGPIPE, SIG_DFL);
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -295,9 +294,5 @@ int main(void)
 	tcase_add_test(tc, test_fds_end_read);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

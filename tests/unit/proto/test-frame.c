@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "../check-run.h"
 
 START_TEST(test_one_message)
 {
@@ -107,8 +108,6 @@ int main(void)
 {
 	Suite *s = suite_create("proto-frame");
 	TCase *tc = tcase_create("frame");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_one_message);
 	tcase_add_test(tc, test_need_more);
@@ -121,9 +120,5 @@ int main(void)
 	tcase_add_test(tc, test_exact_buffer_no_overread);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "params.h"
+#include "../check-run.h"
 
 static const struct param_spec limits_spec[] = {
 	{ .name = "memory", .type = PARAM_INT, .min = 1, .max = 1 << 30 },
@@ -200,8 +201,6 @@ int main(void)
 {
 	Suite *s = suite_create("proto-params");
 	TCase *tc = tcase_create("params");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_cases, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_null_spec_and_params);
@@ -211,9 +210,5 @@ int main(void)
 	tcase_add_test(tc, test_type_names);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

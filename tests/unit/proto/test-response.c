@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rpc.h"
+#include "../check-run.h"
 
 static int parse(const char *s, struct rpc_response *resp, struct rpc_error *err)
 {
@@ -167,8 +168,6 @@ int main(void)
 {
 	Suite *s = suite_create("proto-response");
 	TCase *tc = tcase_create("response");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_result);
 	tcase_add_test(tc, test_error);
@@ -179,9 +178,5 @@ int main(void)
 	tcase_add_test(tc, test_deep_response);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

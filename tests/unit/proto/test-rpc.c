@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rpc.h"
+#include "../check-run.h"
 
 struct bad_case {
 	const char *name;
@@ -487,8 +488,6 @@ int main(void)
 	Suite *s = suite_create("proto-rpc");
 	TCase *tc = tcase_create("request");
 	TCase *tb = tcase_create("builders");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_bad_request, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
@@ -509,9 +508,5 @@ int main(void)
 	tcase_add_test(tb, test_serialize_escapes);
 	tcase_set_timeout(tb, 120);
 	suite_add_tcase(s, tb);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "utf8.h"
+#include "../check-run.h"
 
 static const char *const good[] = {
 	"", "ascii", "\x7f", "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf",
@@ -56,8 +57,6 @@ int main(void)
 {
 	Suite *s = suite_create("proto-utf8");
 	TCase *tc = tcase_create("utf8");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_good, 0, (int)(sizeof(good) / sizeof(good[0])));
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
@@ -65,9 +64,5 @@ int main(void)
 	tcase_add_test(tc, test_no_overread);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "vtest.h"
+#include "../check-run.h"
 
 #define NAMES 50
 #define ROUNDS 5
@@ -277,8 +278,6 @@ int main(void)
 {
 	Suite *s = suite_create("vault-crash");
 	TCase *tc = tcase_create("crash");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_unchecked_fixture(tc, vt_root_setup, vt_root_teardown);
 	tcase_set_timeout(tc, 240);
@@ -286,9 +285,5 @@ int main(void)
 	tcase_add_test(tc, kill9_during_rotation);
 	tcase_add_test(tc, concurrent_set_delete);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(s);
 }

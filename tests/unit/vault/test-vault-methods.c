@@ -16,6 +16,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "vtest.h"
+#include "../check-run.h"
 
 extern const struct method secret_methods[];
 struct json_object *secret_status_json(const char *open_error);
@@ -445,7 +446,6 @@ int main(void)
 {
 	Suite *s = suite_create("vault-methods");
 	TCase *tc = tcase_create("methods");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_unchecked_fixture(tc, vt_root_setup, vt_root_teardown);
@@ -455,10 +455,7 @@ int main(void)
 	tcase_add_test(tc, authority);
 	tcase_add_test(tc, canary_never_leaks);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = check_run(s);
 	free(responses);
-	return failed == 0 ? 0 : 1;
+	return failed;
 }

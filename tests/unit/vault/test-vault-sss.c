@@ -5,6 +5,7 @@
 #include <check.h>
 
 #include "vtest.h"
+#include "../check-run.h"
 
 static const struct vault_options *sss_opts(void)
 {
@@ -167,8 +168,6 @@ int main(void)
 {
 	Suite *s = suite_create("vault-secret-service");
 	TCase *tc = tcase_create("gnome-keyring");
-	SRunner *sr;
-	int failed;
 
 	const char *phase = getenv("NONO_SSS_TEST");
 
@@ -188,9 +187,5 @@ int main(void)
 		tcase_add_test(tc, cache_follows_changes);
 	}
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(s);
 }

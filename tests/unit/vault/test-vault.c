@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "vtest.h"
+#include "../check-run.h"
 
 static const char value1[] = "sk-test-value-1";
 
@@ -872,11 +873,5 @@ static Suite *vault_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(vault_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(vault_suite());
 }
