@@ -323,6 +323,10 @@ static void create_on_baseline(int e, const char *detail, void *arg)
 	} else if (nonod->stopping) {
 		rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
 		rpc_reply_error(cp->reply, &err);
+	} else if (conn_is_dead(cp->conn)) {
+		/* Nobody would learn the session's id: the request was abandoned. */
+		log_info("session.create abandoned by its client during the baseline snapshot");
+		rpc_reply_error(cp->reply, &(struct rpc_error){ .code = NONO_E_INTERNAL });
 	} else {
 		spawn_answering(&cp->r, cp->conn, cp->reply);
 	}

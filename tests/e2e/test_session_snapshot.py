@@ -161,6 +161,26 @@ class SessionSnapshotTest(unittest.TestCase):
         self.assertEqual([(x["path"], x["kind"]) for x in diff["changes"]], [("a.txt", "modified")])
         self.assertTrue(c.call("snapshot.verify")["ok"])
 
+    def test_abandoned_create_starts_nothing(self):
+        """A client that goes away while its baseline is being taken gets no
+        session: nobody would know its id."""
+        with open(os.path.join(self.ws, "big"), "wb") as f:
+            f.write(os.urandom(64 << 20))  # makes the baseline outlast the disconnect
+        marker = os.path.join(self.ws, "ran")
+        c = self.d.client()
+        c.send({"jsonrpc": "2.0", "id": 1, "method": "session.create",
+                "params": {"argv": ["touch", marker], "cwd": self.ws, "environ": PATH_ENV,
+                           "policy": policy(on_start=True)}})
+        c.close()
+        for _ in range(600):  # until the baseline's completion has been handled
+            if "abandoned" in self.d.logtext() or self.c.call("session.list")["sessions"]:
+                break
+            time.sleep(0.05)
+        self.assertIn("abandoned", self.d.logtext())
+        self.assertTrue(self.c.call("snapshot.list", {"workspace": self.ws})["snapshots"])
+        self.assertEqual(self.c.call("session.list")["sessions"], [])
+        self.assertFalse(os.path.exists(marker))
+
     def test_nonoctl_run_snapshot(self):
         if not NONOCTL:
             self.skipTest("NONOCTL is not set")
