@@ -72,7 +72,7 @@ static void ps_row(struct json_object *s)
 	if (code >= 0)
 		snprintf(status, sizeof(status), "%d", code);
 	ps_argv(s, cmd, sizeof(cmd));
-	printf("%-20s %-8s %8s %6" PRId64 " %-8s %-6s %s\n", id ? id : "?",
+	printf("%-20s %-9s %8s %6" PRId64 " %-8s %-6s %s\n", id ? id : "?",
 	       state ? state : "?", pids, uid, net ? net : "-", status, cmd);
 }
 
@@ -80,7 +80,7 @@ static void ps_print(struct json_object *res)
 {
 	struct json_object *list;
 
-	printf("%-20s %-8s %8s %6s %-8s %-6s %s\n", "ID", "STATE", "PID", "UID", "NETWORK",
+	printf("%-20s %-9s %8s %6s %-8s %-6s %s\n", "ID", "STATE", "PID", "UID", "NETWORK",
 	       "EXIT", "COMMAND");
 	if (json_object_object_get_ex(res, "sessions", &list) &&
 	    json_object_is_type(list, json_type_array))
