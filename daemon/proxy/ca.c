@@ -263,6 +263,8 @@ ca_new(const struct proxy_config *cfg, struct ca **out)
 	SSL_CTX_set_options(ca->srv, SSL_OP_IGNORE_UNEXPECTED_EOF |
 					     SSL_OP_NO_RENEGOTIATION |
 					     SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* outbuf_coalesce() may move output a pending SSL_write will retry */
+	SSL_CTX_set_mode(ca->srv, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_tlsext_servername_callback(ca->srv, sni_cb);
 	SSL_CTX_set_alpn_select_cb(ca->srv, alpn_cb, NULL);
 	SSL_CTX_set_session_cache_mode(ca->srv, SSL_SESS_CACHE_OFF);

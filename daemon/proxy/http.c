@@ -25,19 +25,6 @@
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
 
-/* Free a buffer that may hold a rendered secret. */
-static void
-wipe_free(struct evbuffer *b)
-{
-	if (b == NULL)
-		return;
-	size_t n = evbuffer_get_length(b);
-	unsigned char *p = evbuffer_pullup(b, -1);
-	if (p)
-		OPENSSL_cleanse(p, n);
-	evbuffer_free(b);
-}
-
 void
 http_free(struct conn *c)
 {
@@ -47,8 +34,8 @@ http_free(struct conn *c)
 		return;
 	upstream_cancel(x->upreq);
 	upstream_free(x->up);
-	wipe_free(x->head);
-	wipe_free(x->replay);
+	outbuf_wipe_free(x->head);
+	outbuf_wipe_free(x->replay);
 	free(x);
 	c->x = NULL;
 }
@@ -212,6 +199,8 @@ pump_request(struct conn *c)
 	}
 	if (r == 1)
 		x->req_done = true;
+	/* no outbuf_coalesce() here: a pullup would copy the lent head (and
+	 * its secret) out of the chain that gets wiped */
 	if (evbuffer_get_length(out) >= PROXY_BUF_HIGH)
 		bufferevent_disable(c->front, EV_READ);
 }
@@ -249,7 +238,7 @@ forward_head(struct conn *c, const char *buf)
 		evbuffer_add(out, "\r\n", 2);
 	}
 	if (!x->client_ka)
-		evbuffer_add_printf(out, "Connection: close\r\n");
+		evbuffer_add(out, "Connection: close\r\n", 19);
 	evbuffer_add(out, "\r\n", 2);
 }
 
@@ -313,7 +302,7 @@ up_read_cb(struct bufferevent *bev, void *arg)
 		forward_head(c, p);
 		evbuffer_drain(in, x->m.head_len);
 		x->resp_head = true;
-		wipe_free(x->replay);
+		outbuf_wipe_free(x->replay);
 		x->replay = NULL;
 		x->resp_done = x->resp_body == HTTP1_BODY_NONE;
 	}
@@ -326,6 +315,7 @@ up_read_cb(struct bufferevent *bev, void *arg)
 		}
 		x->resp_done = r == 1;
 	}
+	outbuf_coalesce(fout);
 	if (x->resp_done) {
 		if (evbuffer_get_length(in))
 			x->resp_ka = false; /* upstream sent more than the body */
@@ -411,6 +401,10 @@ up_ready(void *arg, struct upstream *up, int err, const char *reason)
 	bufferevent_set_timeouts(up->bev, &tv, NULL);
 	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, c);
 	bufferevent_setwatermark(up->bev, EV_WRITE, 0, 0);
+	if (outbuf_head_flatten(&x->head) < 0) {
+		http_fail(c, 502, "X-Nono-Error", "out of memory");
+		return;
+	}
 	if (x->reused && x->req_body == HTTP1_BODY_NONE) {
 		/* a pooled connection may have been closed under us: keep the
 		 * head to retry once on a fresh one (no body, so no replay risk
@@ -420,9 +414,12 @@ up_ready(void *arg, struct upstream *up, int err, const char *reason)
 			evbuffer_add(x->replay, evbuffer_pullup(x->head, -1),
 				     evbuffer_get_length(x->head));
 	}
-	evbuffer_add_buffer(bufferevent_get_output(up->bev), x->head);
-	evbuffer_free(x->head);
+	struct evbuffer *head = x->head;
 	x->head = NULL;
+	if (outbuf_head_lend(bufferevent_get_output(up->bev), head) < 0) {
+		http_fail(c, 502, "X-Nono-Error", "out of memory");
+		return;
+	}
 	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
 	bufferevent_enable(c->front, EV_READ);
 	pump_request(c);

@@ -7,6 +7,7 @@
  *   conn.c     a client connection: proxy requests, auth, CONNECT, tunnel
  *   http.c     intercepted / routed HTTP exchanges: upstream, bodies
  *   request.c  the upstream request head: checks and injection
+ *   outbuf.c   output buffers: record coalescing, the wiped request head
  *   splice.c   zero-copy blind tunnels
  *   http1.c    the strict HTTP/1.1 parser
  */
@@ -33,8 +34,10 @@ struct event;
 #define PROXY_READ_HIGH (256u * 1024u) /* per-bufferevent input cap */
 #define PROXY_IO_CHUNK (128u * 1024u)  /* bytes per read/write syscall */
 #define PROXY_POOL_PER_KEY 8
+#define PROXY_TICKET_SLOTS 64 /* upstream TLS sessions kept for resumption */
 #define PROXY_CONNECT_TIMEOUT_S 15 /* upstream TCP connect + TLS handshake */
 #define PROXY_RENDER_MAX 8192
+#define PROXY_COALESCE_MAX 16384 /* one TLS record: merge smaller writes */
 
 /* ---- rules (proxy.c) ---- */
 struct rules {
@@ -107,6 +110,7 @@ struct upstream {
 TAILQ_HEAD(upstream_list, upstream);
 
 struct upstream_req;
+struct upstream_ticket;
 /* err 0: up is ready and owned by the callee; else reason is set. */
 typedef void (*upstream_cb)(void *arg, struct upstream *up, int err,
 			    const char *reason);
@@ -122,6 +126,15 @@ void upstream_cancel(struct upstream_req *req);
 void upstream_release(struct upstream *up, bool reusable);
 void upstream_free(struct upstream *up);
 void upstream_pool_clear(struct proxy *proxy);
+/*
+ * TLS session resumption for upstream handshakes: SSL_CTX new-session
+ * callback (keeps a ticket per host, port and allow_private; a ticket is
+ * used once, then replaced by the ones the resumed connection receives),
+ * and the cleanup that frees them.
+ */
+int upstream_sessions_init(struct proxy *proxy);
+int upstream_session_new_cb(SSL *ssl, SSL_SESSION *sess);
+void upstream_sessions_clear(struct proxy *proxy);
 
 /* ---- the engine ---- */
 struct conn;
@@ -149,6 +162,7 @@ struct proxy {
 	struct resolver *resolver;
 	struct upstream_list pool;
 	size_t pool_len;
+	struct upstream_ticket *tickets; /* PROXY_TICKET_SLOTS, upstream.c */
 	TAILQ_HEAD(, proxy_listener) listeners;
 	struct conn_list dead; /* closed connections awaiting free */
 	struct event *reaper;
@@ -268,6 +282,18 @@ struct exch {
  * with (*reason set to static text). */
 int http_prepare(struct conn *c, const char **reason);
 bool http_hdr_is(const struct http1_header *h, const char *name);
+
+/* ---- outbuf.c ---- */
+/* Merge output below PROXY_COALESCE_MAX into one chain (one TLS record). */
+void outbuf_coalesce(struct evbuffer *out);
+/* Wipe every chain in place, then free. NULL is a no-op. */
+void outbuf_wipe_free(struct evbuffer *b);
+/* Make *headp one chain (copying and wiping if it must); on failure
+ * *headp is wiped, NULL, and -ENOMEM returned. */
+int outbuf_head_flatten(struct evbuffer **headp);
+/* Lend the one-chain head to out by reference; wiped and freed when out is
+ * done with it. Takes head in every case. */
+int outbuf_head_lend(struct evbuffer *out, struct evbuffer *head);
 
 /* http.c: start serving HTTP on c->front (after TLS or for routes). */
 void http_start(struct conn *c);

@@ -378,6 +378,12 @@ upstream_ctx_new(const char *extra_ca)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* outbuf_coalesce() may move output a pending SSL_write will retry */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* resumption: sessions are kept per upstream by upstream.c, not by OpenSSL */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+						    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, upstream_session_new_cb);
 	if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
 	    (extra_ca && SSL_CTX_load_verify_locations(ctx, extra_ca, NULL) != 1) ||
 	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
@@ -429,7 +435,7 @@ proxy_new(struct event_base *base, const struct proxy_config *config)
 	if (ca_new(config, &p->ca) < 0)
 		goto fail;
 	p->up_ctx = upstream_ctx_new(p->upstream_ca_file);
-	if (p->up_ctx == NULL)
+	if (p->up_ctx == NULL || upstream_sessions_init(p) < 0)
 		goto fail;
 	if (resolver_new(p, &p->resolver) < 0)
 		goto fail;
@@ -450,6 +456,7 @@ proxy_free(struct proxy *p)
 	while ((l = TAILQ_FIRST(&p->listeners)) != NULL)
 		proxy_listener_free(l);
 	upstream_pool_clear(p);
+	upstream_sessions_clear(p);
 	proxy_reap(p);
 	if (p->reaper)
 		event_free(p->reaper);

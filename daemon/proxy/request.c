@@ -55,11 +55,13 @@ add_injected(struct conn *c, const char *name, const char *tmpl)
 		if (buf[i] != '\t' && ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f))
 			r = -EINVAL; /* a CR/LF in a secret must not split the head */
 	if (r == 0) {
-		evbuffer_add_printf(c->x->head, "%s: ", name);
+		evbuffer_add(c->x->head, name, strlen(name));
+		evbuffer_add(c->x->head, ": ", 2);
 		evbuffer_add(c->x->head, buf, len);
 		evbuffer_add(c->x->head, "\r\n", 2);
 	}
-	OPENSSL_cleanse(buf, sizeof(buf));
+	/* a successful render wrote len bytes and a NUL; a failed one, who knows */
+	OPENSSL_cleanse(buf, r == 0 && len < sizeof(buf) ? len + 1 : sizeof(buf));
 	return r;
 }
 
@@ -205,8 +207,18 @@ http_prepare(struct conn *c, const char **reason)
 	}
 	set_audit_path(x, path, path_len);
 
+	/*
+	 * Room for the whole head in one chain up front: an evbuffer that grows
+	 * copies data into new chains and frees the old ones unwiped, and this
+	 * one will hold the rendered secret (http.c wipes it in place).
+	 */
+	size_t n_secret = route ? 1 : 0;
+	for (size_t j = 0; c->intercept && j < rules->n_inject; j++)
+		n_secret += strcasecmp(rules->inject[j].host, x->host) == 0;
 	x->head = evbuffer_new();
-	if (x->head == NULL)
+	if (x->head == NULL ||
+	    evbuffer_expand(x->head, m->head_len + strlen(base) + 2 * PROXY_HOST_MAX + 256 +
+					     n_secret * (PROXY_RENDER_MAX + 128)) < 0)
 		return *reason = "out of memory", 502;
 	if (path_len == 0 || path[0] != '/')
 		evbuffer_add_printf(x->head, "%s %s/%.*s HTTP/1.1\r\n", x->method, base,

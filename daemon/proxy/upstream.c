@@ -2,9 +2,11 @@
  * Upstream connections: resolve (resolve.c), connect, TLS with full chain
  * and hostname verification (SSL_set1_host against the system roots plus
  * the configured extra CA), and a small idle pool per (host, port, tls,
- * allow_private) so keep-alive requests skip the handshake.
+ * allow_private) so keep-alive requests skip the handshake, and TLS session
+ * tickets per the same key so that a fresh connection resumes instead.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -105,12 +107,99 @@ connect_event_cb(struct bufferevent *bev, short what, void *arg)
 	req_finish(rq, -ECONNREFUSED, rq->reason);
 }
 
+/*
+ * Upstream TLS sessions, for resumption. The key is what the pool keys on
+ * (host, port, allow_private): a session is only ever offered to the host
+ * whose certificate and name were verified when it was made, and a server
+ * that cannot decrypt the ticket (another machine behind the name) simply
+ * gets a full, fully verified handshake. TLS 1.3 tickets are single-use:
+ * taking one empties its slot, and the resumed connection brings new ones.
+ * Loop thread only.
+ */
+struct upstream_ticket {
+	char key[PROXY_HOST_MAX + 16];
+	SSL_SESSION *sess;
+};
+
+static size_t
+ticket_key(const struct upstream *up, char *key, size_t len)
+{
+	unsigned h = 2166136261u;
+	int n = snprintf(key, len, "%s:%u:%d", up->host, up->port, up->allow_private);
+
+	for (int i = 0; i < n; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return h % PROXY_TICKET_SLOTS;
+}
+
+int
+upstream_sessions_init(struct proxy *p)
+{
+	p->tickets = calloc(PROXY_TICKET_SLOTS, sizeof(*p->tickets));
+	return p->tickets ? 0 : -ENOMEM;
+}
+
+void
+upstream_sessions_clear(struct proxy *p)
+{
+	if (p->tickets == NULL)
+		return;
+	for (size_t i = 0; i < PROXY_TICKET_SLOTS; i++)
+		SSL_SESSION_free(p->tickets[i].sess);
+	free(p->tickets);
+	p->tickets = NULL;
+}
+
+int
+upstream_session_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct upstream *up = SSL_get_app_data(ssl);
+	struct upstream_ticket *t;
+	char key[sizeof(t->key)];
+
+	/* only after a verified handshake: a failed one never gets here */
+	if (up == NULL || up->proxy->tickets == NULL || !SSL_SESSION_is_resumable(sess) ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return 0;
+	/*
+	 * A copy: sess stays the connection's own, and OpenSSL marks it not
+	 * resumable when the connection is freed without a TLS shutdown (an
+	 * upstream that answers and closes), which would spoil ours.
+	 */
+	SSL_SESSION *copy = SSL_SESSION_dup(sess);
+	if (copy == NULL)
+		return 0;
+	t = &up->proxy->tickets[ticket_key(up, key, sizeof(key))];
+	SSL_SESSION_free(t->sess);
+	snprintf(t->key, sizeof(t->key), "%s", key);
+	t->sess = copy;
+	return 0; /* OpenSSL keeps its reference to sess */
+}
+
+/* Offer a kept session for up's destination (the slot gives it up). */
+static void
+ticket_use(struct upstream *up)
+{
+	struct upstream_ticket *t;
+	char key[sizeof(t->key)];
+
+	if (up->proxy->tickets == NULL)
+		return;
+	t = &up->proxy->tickets[ticket_key(up, key, sizeof(key))];
+	if (t->sess == NULL || strcmp(t->key, key) != 0)
+		return;
+	SSL_set_session(up->ssl, t->sess); /* takes its own reference */
+	SSL_SESSION_free(t->sess);
+	t->sess = NULL;
+}
+
 static int
 tls_setup(struct upstream *up)
 {
 	up->ssl = SSL_new(up->proxy->up_ctx);
 	if (up->ssl == NULL)
 		return -ENOMEM;
+	SSL_set_app_data(up->ssl, up);
 	bool ip = up->host[0] == '[' || strspn(up->host, "0123456789.") == strlen(up->host);
 	if (ip) {
 		char a[PROXY_HOST_MAX + 1];
@@ -127,6 +216,7 @@ tls_setup(struct upstream *up)
 		   SSL_set_tlsext_host_name(up->ssl, up->host) != 1) {
 		return -EINVAL;
 	}
+	ticket_use(up);
 	return 0;
 }
 

@@ -4,7 +4,9 @@ session of a real nonod, through the daemon's proxy, to a local HTTPS
 server with its own CA. The secret comes from the vault and is injected on
 the wire for the rule's host only; the worker never holds it."""
 import base64
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,6 +143,67 @@ req.end();
         self.assertEqual(out.strip(), b"200")
         got = [h for _host, path, h, _ in self.received(m) if path == "/node"]
         self.assertEqual(dict(got[0]).get("Authorization"), f"Bearer {CANARY}")
+
+    def npm_undici(self):
+        """undici from the npm registry in a fixture dir the sandbox may read, or skip."""
+        npm = shutil.which("npm")
+        if npm is None or not os.path.exists("/usr/bin/node"):
+            self.skipTest("node/npm are not installed")
+        d = tempfile.mkdtemp(prefix="nono-undici-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        try:
+            # undici 6 supports Node 20 (7+ needs newer Node); no install scripts run
+            r = subprocess.run([npm, "install", "--prefix", d, "--no-audit", "--no-fund",
+                                "--ignore-scripts", "--no-package-lock", "undici@6"],
+                               capture_output=True, timeout=300,
+                               env=dict(os.environ, npm_config_cache=os.path.join(d, ".npm"),
+                                        npm_config_update_notifier="false"))
+        except subprocess.TimeoutExpired:
+            self.skipTest("npm install undici timed out (registry unreachable?)")
+        mod = os.path.join(d, "node_modules", "undici")
+        if r.returncode != 0 or not os.path.isdir(mod):
+            self.skipTest("cannot npm install undici (registry unreachable?): " +
+                          r.stderr.decode(errors="replace")[-300:])
+        subprocess.run(["chmod", "-R", "a+rX", d], check=True)
+        return mod
+
+    def test_node_fetch_through_the_proxy(self):
+        # Node 20's fetch ignores HTTPS_PROXY; what its users do is install
+        # undici's EnvHttpProxyAgent as the global dispatcher, which reads the
+        # proxy URL (with the session token) nonod put in the environment and
+        # trusts NODE_EXTRA_CA_CERTS. The built-in fetch then goes through it.
+        mod = self.npm_undici()
+        subprocess.run(["cp", f"{self.certs}/ca.pem", f"{self.ws}/upstream-ca.pem"], check=True)
+        script = r"""
+const fs = require('fs');
+const { EnvHttpProxyAgent, setGlobalDispatcher } = require(process.argv[1]);
+setGlobalDispatcher(new EnvHttpProxyAgent());
+(async () => {
+  const a = await fetch('https://api.test/fetch-one', {method: 'POST', body: 'x'.repeat(1000),
+    headers: {Authorization: 'Bearer sandbox-guess'}});
+  const body = await a.text();
+  // other.test has no rule: a blind tunnel, so its own CA must be trusted here
+  const other = new EnvHttpProxyAgent({requestTls: {ca: fs.readFileSync('upstream-ca.pem')}});
+  const b = await fetch('https://other.test/fetch-two', {dispatcher: other});
+  await b.text();
+  console.log(a.status, b.status, body.length);
+})().catch(e => { console.error(String(e && (e.cause || e))); process.exit(1); });
+"""
+        policy = json.loads(json.dumps(self.policy))
+        policy["filesystem"]["read"].append(os.path.dirname(os.path.dirname(mod)))
+        m = self.mark()
+        final, out, err = run(self.c, ["/usr/bin/node", "-e", script, mod], self.ws, policy=policy)
+        self.assertEqual(exit_code(final), 0, err)
+        self.assertTrue(out.startswith(b"200 200 "), out + err)
+        got = {path: dict(h) for _host, path, h, _ in self.received(m)}
+        # injected for the rule's host, replacing what the sandbox sent
+        self.assertEqual(got["/fetch-one"].get("Authorization"), f"Bearer {CANARY}")
+        self.assertNotIn("sandbox-guess", repr(got["/fetch-one"]))
+        self.assertNotIn("authorization", repr(got["/fetch-two"]).lower())
+        self.assertNotIn(CANARY.encode(), out + err)
+        recs = self.c.call("audit.list", {"session": final["id"]})["records"]
+        self.assertTrue(any(r["path"] == "/fetch-one" and r["secret"] == "tok" for r in recs), recs)
 
     def test_the_secret_is_nowhere_in_the_sandbox(self):
         probe = ("env; cat /proc/self/environ | tr '\\0' '\\n'; "
