@@ -27,8 +27,11 @@ static struct json_object *daemon_features(void)
 	json_object_array_add(a, json_object_new_string("policy"));
 	if (nonod->vault != NULL)
 		json_object_array_add(a, json_object_new_string("secrets"));
-	if (nonod->snap != NULL)
+	if (nonod->snap != NULL) {
 		json_object_array_add(a, json_object_new_string("snapshots"));
+		json_object_array_add(a, json_object_new_string("snapshot-read"));
+		json_object_array_add(a, json_object_new_string("session-snapshots"));
+	}
 	json_object_array_add(a, json_object_new_string("proxy")); /* started on first use */
 	return a;
 }

@@ -21,6 +21,7 @@
 
 #include <json-c/json.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "rpc.h"
@@ -29,6 +30,7 @@
 extern const struct method snapshot_methods[];
 
 #define SNAP_MAX_CHANGES 10000 /* keeps a diff answer far below the message limit */
+#define READ_ENVELOPE 1024     /* snapshot.read's answer without its data, and more */
 
 struct snap_call {
 	struct rpc_deferred *d;
@@ -45,6 +47,7 @@ static int snap_errno_code(int err)
 	case -EACCES:
 	case -EPERM: return NONO_E_PERMISSION_DENIED;
 	case -EINVAL:
+	case -EISDIR:
 	case -ENOTDIR: return NONO_E_INVALID_PARAMS;
 	case -EEXIST: return NONO_E_ALREADY_EXISTS;
 	default: return NONO_E_INTERNAL;
@@ -174,7 +177,53 @@ static struct json_object *changes_json(const struct snap_result *r)
 	return o;
 }
 
-static struct json_object *result_json(enum snap_op op, const struct snap_result *r)
+/* Write a base64 string as it is: its alphabet needs no JSON escaping. */
+static int b64_serialize(struct json_object *o, struct printbuf *pb, int level, int flags)
+{
+	const char *text = json_object_get_userdata(o);
+
+	(void)level;
+	(void)flags;
+	if (printbuf_memappend(pb, "\"", 1) < 0 ||
+	    printbuf_memappend(pb, text, (int)strlen(text)) < 0)
+		return -1;
+	return printbuf_memappend(pb, "\"", 1);
+}
+
+static void b64_free(struct json_object *o, void *userdata)
+{
+	(void)o;
+	free(userdata);
+}
+
+/*
+ * snapshot.read's answer (takes rd->data); NULL when out of memory. "data"
+ * carries its own serializer: json-c would otherwise scan up to 700 KB of
+ * base64 for escapes on the event loop.
+ */
+static struct json_object *read_json(struct snap_read_out *rd)
+{
+	struct json_object *o = json_object_new_object(), *data = json_object_new_string("");
+
+	if (o == NULL || data == NULL || rd->data == NULL) {
+		json_object_put(o);
+		json_object_put(data);
+		return NULL;
+	}
+	json_object_set_serializer(data, b64_serialize, rd->data, b64_free);
+	rd->data = NULL;
+	json_object_object_add(o, "kind", json_object_new_string(
+				       rd->kind == SNAP_READ_SYMLINK ? "symlink" : "file"));
+	json_object_object_add(o, "mode", json_object_new_int64(rd->mode & 07777));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)rd->size));
+	json_object_object_add(o, "offset", json_object_new_int64((int64_t)rd->offset));
+	json_object_object_add(o, "length", json_object_new_int64((int64_t)rd->len));
+	json_object_object_add(o, "eof", json_object_new_boolean(rd->eof));
+	json_object_object_add(o, "data", data);
+	return o;
+}
+
+static struct json_object *result_json(enum snap_op op, struct snap_result *r)
 {
 	struct json_object *o, *a;
 
@@ -209,6 +258,8 @@ static struct json_object *result_json(enum snap_op op, const struct snap_result
 		json_object_object_add(o, "ok", json_object_new_boolean(
 					       r->verify.missing == 0 && r->verify.corrupt == 0));
 		return o;
+	case SNAP_OP_READ:
+		return read_json(&r->read);
 	case SNAP_OP_GC:
 		o = json_object_new_object();
 		json_object_object_add(o, "snapshots_deleted",
@@ -258,17 +309,21 @@ static void on_progress(const struct snap_progress *pr, void *arg)
 static void on_done(struct snap_result *r, void *arg)
 {
 	struct snap_call *sc = arg;
+	struct json_object *res;
 	struct rpc_error err;
 
 	if (r == NULL) {
 		rpc_error_set(&err, NONO_E_INTERNAL, NULL, "out of memory");
 		rpc_reply_error(sc->d, &err);
 	} else if (r->err < 0) {
-		rpc_error_set(&err, snap_job_code(sc->op, r->err), snap_job_field(sc->op, r->err), "%s",
-			      r->detail);
+		rpc_error_set(&err, snap_job_code(sc->op, r->err),
+			      r->field ? r->field : snap_job_field(sc->op, r->err), "%s", r->detail);
+		rpc_reply_error(sc->d, &err);
+	} else if ((res = result_json(sc->op, r)) == NULL) {
+		rpc_error_set(&err, NONO_E_INTERNAL, NULL, "out of memory");
 		rpc_reply_error(sc->d, &err);
 	} else {
-		rpc_reply_result(sc->d, result_json(sc->op, r));
+		rpc_reply_result(sc->d, res);
 	}
 	snap_result_free(r);
 	free(r);
@@ -453,6 +508,66 @@ static int m_gc(struct rpc_call *call, struct json_object **result, struct rpc_e
 	return start(call, SNAP_OP_GC, &p, false, err);
 }
 
+static int hex_nibble(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Hex to a NUL-terminated byte string; NULL when malformed, empty or when it
+ * holds a NUL byte. Owned by the caller. */
+static char *unhex_path(const char *hex)
+{
+	size_t n = strlen(hex);
+	char *out;
+
+	if (n == 0 || n % 2 != 0 || (out = malloc(n / 2 + 1)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+			free(out);
+			return NULL;
+		}
+		out[i] = (char)(hi << 4 | lo);
+	}
+	out[n / 2] = '\0';
+	return out;
+}
+
+static int m_read(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
+{
+	struct snap_params p = { .keep_last = -1, .keep_within = -1 };
+	const char *path = params_str(call->params, "path", NULL);
+	const char *hex = params_str(call->params, "path_hex", NULL);
+	/* The answer must fit one message: base64 grows 4/3, plus a small envelope. */
+	uint64_t fit = (nonod->cfg->max_message - READ_ENVELOPE) / 4 * 3;
+	const char *paths[1];
+	char *raw = NULL;
+	int rc = store_owner(call, &p, err);
+
+	(void)result;
+	if (rc < 0)
+		return rc;
+	if ((path == NULL) == (hex == NULL))
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "path",
+				     "give the path (or, for names that are not UTF-8, path_hex)");
+	if (hex != NULL && (raw = unhex_path(hex)) == NULL)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "path_hex",
+				     "must be hex digits of a path without NUL bytes");
+	paths[0] = raw ? raw : path;
+	p.paths = paths;
+	p.npaths = 1;
+	p.snapshot = params_str(call->params, "snapshot", NULL);
+	p.read_offset = (uint64_t)params_int(call->params, "offset", 0);
+	p.read_length = (uint64_t)params_int(call->params, "length", SNAP_READ_MAX);
+	if (p.read_length > fit)
+		p.read_length = fit;
+	rc = start(call, SNAP_OP_READ, &p, false, err);
+	free(raw); /* the job copied it */
+	return rc;
+}
+
 #define ID_SPEC(n, req, doc) { n, PARAM_STRING, req, 0, SNAP_ID_LEN, NULL, doc }
 #define OWNER_SPEC { "owner", PARAM_INT, false, 0, 4294967294LL, NULL, \
 		     "admins: the uid whose store to use (default: the caller's)" }
@@ -493,6 +608,18 @@ static const struct param_spec verify_params[] = {
 	OWNER_SPEC,
 	{ NULL },
 };
+static const struct param_spec read_params[] = {
+	ID_SPEC("snapshot", true, "snapshot id"),
+	{ "path", PARAM_STRING, false, 0, PATH_MAX, NULL,
+	  "file or symlink, relative to the workspace root (no '.', '..' or empty components)" },
+	{ "path_hex", PARAM_STRING, false, 0, 2 * PATH_MAX, NULL,
+	  "the path's bytes in hex, for names that are not UTF-8 (instead of path)" },
+	{ "offset", PARAM_INT, false, 0, INT64_MAX, NULL, "first byte (default 0)" },
+	{ "length", PARAM_INT, false, 0, SNAP_READ_MAX, NULL,
+	  "at most this many bytes (default and maximum 524288; fewer may come)" },
+	OWNER_SPEC,
+	{ NULL },
+};
 static const struct param_spec gc_params[] = {
 	{ "keep_last", PARAM_INT, false, 1, 1000000, NULL, "keep the N newest per workspace" },
 	{ "keep_within", PARAM_INT, false, 0, 100LL * 365 * 86400, NULL,
@@ -514,5 +641,7 @@ const struct method snapshot_methods[] = {
 	  "Re-hash every object your snapshots reach" },
 	{ "snapshot.gc", gc_params, AUTH_USER, m_gc,
 	  "Apply retention and remove unreachable objects" },
+	{ NONO_M_SNAPSHOT_READ, read_params, AUTH_USER, m_read,
+	  "Read a file's content or a symlink's target from one of your snapshots" },
 	{ NULL },
 };

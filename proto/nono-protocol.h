@@ -79,5 +79,6 @@ enum nono_error_code {
 #define NONO_M_SNAPSHOT_DELETE "snapshot.delete"
 #define NONO_M_SNAPSHOT_VERIFY "snapshot.verify"
 #define NONO_M_SNAPSHOT_GC "snapshot.gc"
+#define NONO_M_SNAPSHOT_READ "snapshot.read"
 
 #endif /* NONO_PROTOCOL_H */

@@ -180,7 +180,7 @@ static int run_parse(struct run *r, int argc, char **argv)
 /* Features the daemon must advertise for the options asked for. */
 static int run_check_features(struct nonoctl *ctl, const struct run *r)
 {
-	if (r->pol.snapshot && !nono_client_has_feature(ctl->client, "snapshots")) {
+	if (r->pol.snapshot && !nono_client_has_feature(ctl->client, "session-snapshots")) {
 		out_warnx("run: --snapshot is not supported by this nonod yet");
 		return EXIT_RUN_FAILED;
 	}

@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 
 #include "nonoctl.h"
+#include "snapshot-patch.h"
 #include "snapshot-print.h"
 
 static int cmd_snapshot_exec(struct nonoctl *ctl, int argc, char **argv);
@@ -27,7 +28,7 @@ static int cmd_snapshot_exec(struct nonoctl *ctl, int argc, char **argv);
 const struct cmd_entry cmd_snapshot_entry = {
 	.name = "snapshot",
 	.args = "create [--label L] [--exclude GLOB]... [--allow-unreadable] [WORKSPACE] | "
-		"list [WORKSPACE] | diff FROM [TO] | restore ID [PATH]... | rm ID | verify | "
+		"list [WORKSPACE] | diff [--patch] FROM [TO] | restore ID [PATH]... | rm ID | verify | "
 		"gc [--keep-last N] [--keep-within D]  (admins: --owner UID)",
 	.summary = "Snapshot a workspace; list, diff, restore, remove, verify, collect.",
 	.exec = cmd_snapshot_exec,
@@ -186,16 +187,19 @@ static int usage_help(void)
 	printf("Usage: nonoctl [--json] snapshot create [--label L] [--exclude GLOB]... "
 	       "[--allow-unreadable] [WORKSPACE]\n"
 	       "       nonoctl [--json] snapshot list [WORKSPACE]\n"
-	       "       nonoctl [--json] snapshot diff FROM [TO]\n"
+	       "       nonoctl [--json] snapshot diff [--patch] FROM [TO]\n"
 	       "       nonoctl [--json] snapshot restore ID [PATH]...\n"
 	       "       nonoctl [--json] snapshot rm ID\n"
 	       "       nonoctl [--json] snapshot verify\n"
 	       "       nonoctl [--json] snapshot gc [--keep-last N] [--keep-within D]\n"
 	       "%s\n"
 	       "WORKSPACE defaults to the current directory. Without TO, diff compares\n"
-	       "with the live workspace. restore takes a safety snapshot first and prints\n"
-	       "its id (restore that id to undo). Admins may add --owner UID to act on\n"
-	       "another user's store. Durations: 30s, 15m, 12h, 7d, 4w.\n",
+	       "with the live workspace. diff --patch prints git-style unified diffs\n"
+	       "(`git apply` or `patch -p1` in the workspace turns FROM into TO); with\n"
+	       "--json each change gets a \"patch\" string. restore takes a safety\n"
+	       "snapshot first and prints its id (restore that id to undo). Admins may\n"
+	       "add --owner UID to act on another user's store. Durations: 30s, 15m,\n"
+	       "12h, 7d, 4w.\n",
 	       cmd_snapshot_entry.summary);
 	return EXIT_OK;
 }
@@ -417,16 +421,30 @@ static int snap_diff(struct nonoctl *ctl, struct json_object *params, const stru
 		json_object_put(params);
 		return out_usage(&cmd_snapshot_entry, "diff takes FROM and optionally TO");
 	}
-	if (o->patch) {
-		/* The protocol has no method that returns a stored file's content. */
-		json_object_put(params);
-		out_warnx("snapshot diff: --patch is not supported yet: the daemon offers no way "
-			  "to read a snapshot's file content");
-		return EXIT_USAGE;
-	}
 	json_object_object_add(params, "from", json_object_new_string(args[0]));
 	if (nargs == 2)
 		json_object_object_add(params, "to", json_object_new_string(args[1]));
+	if (o->patch) {
+		/* With --json the result is printed once its patches are in. */
+		bool json = ctl->json;
+
+		if ((r = nonoctl_connect(ctl)) != EXIT_OK) {
+			json_object_put(params);
+			return r;
+		}
+		if (!nono_client_has_feature(ctl->client, "snapshot-read")) {
+			json_object_put(params);
+			out_warnx("snapshot diff: --patch needs a nonod that offers snapshot.read");
+			return EXIT_DAEMON_ERROR;
+		}
+		ctl->json = false;
+		r = snap_call(ctl, "snapshot diff", "snapshot.diff", params, true, &res);
+		ctl->json = json;
+		if (r == EXIT_OK)
+			r = snapshot_patch(ctl, res, args[0], nargs == 2 ? args[1] : NULL, o->owner);
+		json_object_put(res);
+		return r;
+	}
 	r = snap_call(ctl, "snapshot diff", "snapshot.diff", params, true, &res);
 	if (r == EXIT_OK && !ctl->json)
 		snapshot_print_changes(res);

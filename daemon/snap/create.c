@@ -61,6 +61,7 @@ struct cctx {
 	struct fent **queue;
 	size_t nqueue, capqueue;
 	atomic_size_t next;
+	size_t nworkers;
 	atomic_int failed;
 	atomic_uint_fast64_t unreadable;
 	pthread_mutex_t emu;
@@ -71,6 +72,7 @@ struct cctx {
 /* One walking thread: its own path buffer and counters. */
 struct walker {
 	struct cctx *c;
+	struct statent *last;    /* last stat-cache hit: the next one is likely after it */
 	struct snap_stats st;
 	char rel[REL_MAX];
 };
@@ -167,7 +169,9 @@ static int walk_entry(struct walker *w, int dfd, const char *name, size_t rlen, 
 	e->ctime_ns = ts_ns(&st.st_ctim);
 	switch (e->te.type) {
 	case TT_REG: {
-		struct statent *ce = statcache_find(c->cache, w->rel, rlen);
+		struct statent *ce = statcache_find_next(c->cache, w->last, w->rel, rlen);
+		if (ce != NULL)
+			w->last = ce;
 		e->te.size = (uint64_t)st.st_size;
 		w->st.files++;
 		w->st.bytes += (uint64_t)st.st_size;
@@ -450,7 +454,7 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP
 			 uint64_t *total)
 {
 	struct chunklist cl = { 0 };
-	size_t have = 0;
+	size_t start = 0, have = 0;     /* unchunked bytes: buf[start .. have) */
 	uint64_t nchunks = 0;
 	bool eof = false;
 	uint8_t h[SNAP_HASH_LEN];
@@ -458,7 +462,11 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP
 
 	*total = 0;
 	for (;;) {
-		if (!eof && have < CDC_MAX) {
+		if (!eof && have - start < CDC_MAX) {
+			/* Compact only now: less than CDC_MAX moves, then a refill. */
+			memmove(buf, buf + start, have - start);
+			have -= start;
+			start = 0;
 			ssize_t r = read_full(fd, buf + have, 2 * CDC_MAX - have);
 			if (r < 0) {
 				rc = (int)r;
@@ -468,18 +476,17 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP
 			have += (size_t)r;
 			*total += (uint64_t)r;
 		}
-		if (have == 0 && nchunks > 0)
+		if (have == start && nchunks > 0)
 			break;
-		size_t cut = cdc_cut(buf, have);
-		if ((rc = obj_hash(OBJ_BLOB, buf, cut, h)) < 0 ||
-		    (rc = obj_put(c->r, OBJ_BLOB, buf, cut, h)) < 0 ||
+		size_t cut = cdc_cut(buf + start, have - start);
+		if ((rc = obj_hash(OBJ_BLOB, buf + start, cut, h)) < 0 ||
+		    (rc = obj_put(c->r, OBJ_BLOB, buf + start, cut, h)) < 0 ||
 		    (rc = chunklist_add(&cl, cut, h)) < 0)
 			break;
 		nchunks++;
 		atomic_fetch_add(&c->ctl->bytes_done, cut);
-		memmove(buf, buf + cut, have - cut);
-		have -= cut;
-		if (have == 0 && eof)
+		start += cut;
+		if (have == start && eof)
 			break;
 	}
 	if (rc == 0 && nchunks == 1)
@@ -490,20 +497,29 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP
 	return rc;
 }
 
-static int read_one(struct cctx *c, struct fent *e, uint8_t *buf)
+/* Open a queued file; the caller runs with the owner's credentials. */
+static int open_queued(struct cctx *c, const struct fent *e)
+{
+	return snap_open_beneath(c->rootfd, e->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+}
+
+/* Read and store e. fd0 is its first open (fd or -errno), always consumed. */
+static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct stat a, b;
 		uint64_t total;
-		int fd, rc;
+		int fd = fd0, rc;
 
-		if ((rc = creds_user(c->cr)) < 0)
-			return rc;
-		fd = snap_open_beneath(c->rootfd, e->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
-		if ((rc = creds_daemon(c->cr)) < 0) {
-			if (fd >= 0)
-				close(fd);
-			return rc;
+		if (attempt > 0) {
+			if ((rc = creds_user(c->cr)) < 0)
+				return rc;
+			fd = open_queued(c, e);
+			if ((rc = creds_daemon(c->cr)) < 0) {
+				if (fd >= 0)
+					close(fd);
+				return rc;
+			}
 		}
 		if ((fd == -EACCES || fd == -EPERM) && c->o->allow_unreadable) {
 			e->te.type = TT_UNREADABLE;
@@ -549,22 +565,70 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf)
 	return -EAGAIN;
 }
 
+/*
+ * Files are opened OPEN_BATCH at a time with the owner's credentials, then
+ * read and stored with the daemon's: two credential switches per batch
+ * instead of per file. No store work ever runs with the owner's rights.
+ */
+#define OPEN_BATCH 32
+
+/* Claim the next files to read: up to OPEN_BATCH small ones, fewer when few
+ * are left (so every worker gets some), and a large one (a chunked file)
+ * only on its own, so big files spread over the workers. 0 = none left. */
+static size_t claim(struct cctx *c, size_t *i0)
+{
+	size_t at = atomic_load(&c->next), n;
+
+	do {
+		if (at >= c->nqueue)
+			return 0;
+		size_t left = c->nqueue - at, fair = left / (2 * c->nworkers);
+		size_t max = fair < 1 ? 1 : fair > OPEN_BATCH ? OPEN_BATCH : fair;
+		for (n = 1; n < max && c->queue[at + n - 1]->te.size < CDC_MIN &&
+			    c->queue[at + n]->te.size < CDC_MIN; n++)
+			;
+	} while (!atomic_compare_exchange_weak(&c->next, &at, at + n));
+	*i0 = at;
+	return n;
+}
+
 static void *read_worker(void *arg)
 {
 	struct cctx *c = arg;
 	uint8_t *buf = malloc(2 * CDC_MAX);
-	size_t i;
+	int fds[OPEN_BATCH];
+	size_t i0, n;
 
 	if (buf == NULL) {
 		cfail(c, -ENOMEM, "read", "");
 		return NULL;
 	}
-	while (!atomic_load(&c->failed) && (i = atomic_fetch_add(&c->next, 1)) < c->nqueue) {
-		if (read_one(c, c->queue[i], buf) < 0)
+	while (!atomic_load(&c->failed) && (n = claim(c, &i0)) > 0) {
+		size_t k;
+		int rc = creds_user(c->cr);
+
+		for (k = 0; k < n; k++)
+			fds[k] = rc < 0 ? rc : open_queued(c, c->queue[i0 + k]);
+		if (rc == 0 && (rc = creds_daemon(c->cr)) < 0)
+			for (k = 0; k < n; k++)
+				if (fds[k] >= 0)
+					close(fds[k]);
+		if (rc < 0) {
+			cfail(c, rc, "switch credentials", "");
 			break;
-		atomic_fetch_add(&c->ctl->files_done, 1);
-		if (c->ctl->progress != NULL)
-			c->ctl->progress(c->ctl);
+		}
+		for (k = 0; k < n && !atomic_load(&c->failed); k++) {
+			if (read_one(c, c->queue[i0 + k], buf, fds[k]) < 0) {
+				k++;
+				break;
+			}
+			atomic_fetch_add(&c->ctl->files_done, 1);
+			if (c->ctl->progress != NULL)
+				c->ctl->progress(c->ctl);
+		}
+		for (; k < n; k++) /* stopped early: these were never consumed */
+			if (fds[k] >= 0)
+				close(fds[k]);
 	}
 	free(buf);
 	return NULL;
@@ -578,6 +642,7 @@ static int read_all(struct cctx *c)
 
 	if ((size_t)n > c->nqueue)
 		n = c->nqueue ? (int)c->nqueue : 0;
+	c->nworkers = n > 0 ? (size_t)n : 1;
 	for (int i = 1; i < n; i++) {
 		if (pthread_create(&th[i], NULL, read_worker, c) != 0)
 			break;

@@ -1,7 +1,8 @@
 /*
  * The store's sqlite index (index.db in the user's store): workspaces,
- * snapshots, and the stat cache (statcache.c) that lets an unchanged file be
- * skipped without reading it. Schema steps are append-only (db_migrate).
+ * snapshots, the stat cache (statcache.c) that lets an unchanged file be
+ * skipped without reading it, and the pack index (pack.c). Schema steps are
+ * append-only (db_migrate).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,6 +28,17 @@ static const char *const snap_schema[] = {
 	"CREATE TABLE snap_statcache ("
 	" workspace INTEGER PRIMARY KEY REFERENCES snap_workspaces(id),"
 	" data BLOB NOT NULL);",
+	/* Pack files (ids never reused) and where each object's record is (pack.c). */
+	"CREATE TABLE snap_packs ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE snap_packidx ("
+	" hash BLOB PRIMARY KEY, pack INTEGER NOT NULL, off INTEGER NOT NULL,"
+	" len INTEGER NOT NULL) WITHOUT ROWID;",
+	/* The stat cache in shards, rewritten one by one (statcache.c). */
+	"CREATE TABLE snap_statcache_shards ("
+	" workspace INTEGER NOT NULL REFERENCES snap_workspaces(id),"
+	" shard INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (workspace, shard));"
+	"DELETE FROM snap_statcache;",
 };
 
 int index_migrate(sqlite3 *db)

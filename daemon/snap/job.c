@@ -227,6 +227,9 @@ static int run_op(struct snap_store *s, enum snap_op op, const struct snap_param
 	case SNAP_OP_GC:
 		rc = snap_gc_run(r, p, res);
 		break;
+	case SNAP_OP_READ:
+		rc = snap_read_run(r, p, res);
+		break;
 	default:
 		rc = -EINVAL;
 	}

@@ -6,8 +6,9 @@
  * gc runs under the store's exclusive lock (no snapshot is being written),
  * deletes the snapshot rows retention drops, computes the reachable set,
  * first removes stat-cache rows naming unreachable objects (committed), and
- * only then unlinks the unreachable objects and leftover temp files. A crash
- * in between leaves unreferenced objects, never a reference to a missing one.
+ * only then drops unreachable objects: packs (packgc.c) and loose objects of
+ * older stores with leftover temp files. A crash in between leaves
+ * unreferenced objects, never a reference to a missing one.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -149,8 +150,10 @@ static int scan_objects(struct snap_repo *r,
 
 		snprintf(sub, sizeof(sub), "%02x", i);
 		fd = openat(r->objfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue; /* stores with packs only have no fan-out dirs */
 		if (fd < 0)
-			return errno == ENOENT ? 0 : -errno;
+			return -errno;
 		dp = fdopendir(fd);
 		if (dp == NULL) {
 			close(fd);
@@ -233,6 +236,8 @@ int snap_verify_run(struct snap_repo *r, struct snap_result *res)
 	sa.seen = w.seen;
 	if (rc == 0)
 		rc = scan_objects(r, scan_fn, &sa);
+	if (rc == 0)
+		rc = packgc_unreferenced(r, w.seen, &sa.count);
 	res->verify.unreferenced = sa.count;
 	hset_free(w.seen);
 	if (rc < 0)
@@ -304,11 +309,19 @@ int snap_gc_run(struct snap_repo *r, const struct snap_params *p, struct snap_re
 	}
 	sa.seen = w.seen;
 	if (rc == 0)
+		rc = packgc_run(r, w.seen, &res->gc);
+	if (rc == 0)
 		rc = scan_objects(r, scan_fn, &sa);
-	if (rc == 0 && syncfs(r->objfd) < 0)
+	if (rc == 0 && sa.count > 0 && syncfs(r->objfd) < 0)
 		rc = -errno;
-	res->gc.objects_deleted = sa.count;
-	res->gc.bytes_freed = sa.bytes;
+	/* Fan-out dirs emptied of loose objects go, so writers stop looking there. */
+	for (int i = 0; rc == 0 && r->has_loose && i < 256; i++) {
+		char sub[3];
+		snprintf(sub, sizeof(sub), "%02x", i);
+		unlinkat(r->objfd, sub, AT_REMOVEDIR); /* ENOENT, ENOTEMPTY: fine */
+	}
+	res->gc.objects_deleted += sa.count;
+	res->gc.bytes_freed += sa.bytes;
 	hset_free(w.seen);
 	if (rc < 0)
 		snap_set_err(res, rc, "gc failed: %s", strerror(-rc));

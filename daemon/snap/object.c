@@ -1,9 +1,12 @@
 /*
- * Objects: files named by the SHA-256 of (type byte || payload) under
- * objects/ab/<62 hex>. On disk: one type byte, one compression byte
- * (0 = stored, 1 = zstd frame), then the payload. Compression keeps the store
- * within reach of restic's size (which uses zstd too); it is skipped when it
- * does not shrink the payload (already-compressed data).
+ * Objects, named by the SHA-256 of (type byte || payload). Stored as one
+ * type byte, one compression byte (0 = stored, 1 = zstd frame, level 1),
+ * then the stored bytes: new objects as records in pack files (pack.c);
+ * stores written before packs existed also hold loose files
+ * objects/ab/<62 hex> in the same form, which are still read, verified and
+ * collected. Compression keeps the store at restic's size (restic uses zstd
+ * too); it is skipped when it does not shrink the payload (already
+ * compressed or random data).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -20,7 +22,7 @@
 #include "log.h"
 #include "snap-int.h"
 
-#define OBJ_ZSTD_LEVEL 3
+#define OBJ_ZSTD_LEVEL 1
 #define OBJ_MAX_PAYLOAD (1024u * 1024u * 1024u) /* sanity bound when reading */
 
 static EVP_MD *sha256_md;
@@ -61,7 +63,44 @@ static void obj_relpath(const uint8_t h[SNAP_HASH_LEN], char out[68])
 	memcpy(out + 3, hex + 2, SNAP_HEX_LEN - 2 + 1);
 }
 
-int obj_exists(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN])
+/* One compression context per thread, reused: a fresh one per object costs
+ * more than compressing a small file. Freed when the thread exits. */
+static pthread_key_t cctx_key;
+static pthread_once_t cctx_once = PTHREAD_ONCE_INIT;
+static bool cctx_key_ok;
+
+static void cctx_free(void *c)
+{
+	ZSTD_freeCCtx(c);
+}
+
+static void cctx_key_init(void)
+{
+	cctx_key_ok = pthread_key_create(&cctx_key, cctx_free) == 0;
+}
+
+static ZSTD_CCtx *cctx_get(void)
+{
+	ZSTD_CCtx *c;
+
+	pthread_once(&cctx_once, cctx_key_init);
+	if (!cctx_key_ok)
+		return NULL;
+	c = pthread_getspecific(cctx_key);
+	if (c == NULL && (c = ZSTD_createCCtx()) != NULL && pthread_setspecific(cctx_key, c) != 0) {
+		ZSTD_freeCCtx(c);
+		c = NULL;
+	}
+	return c;
+}
+
+static bool obj_pending(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN])
+{
+	return r->pending != NULL && hset_has(r->pending, h);
+}
+
+/* A loose object (stores written before packs): 1, 0 or -errno. */
+static int loose_exists(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN])
 {
 	char rel[68];
 	struct stat st;
@@ -69,137 +108,61 @@ int obj_exists(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN])
 	obj_relpath(h, rel);
 	if (fstatat(r->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return S_ISREG(st.st_mode) ? 1 : -EBADMSG;
-	return errno == ENOENT ? 0 : -errno;
+	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 }
 
-int64_t obj_disk_size(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN])
+int obj_exists(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN])
 {
-	char rel[68];
-	struct stat st;
-
-	obj_relpath(h, rel);
-	if (fstatat(r->objfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	return (int64_t)st.st_blocks * 512;
-}
-
-static int write_all(int fd, const struct iovec *iov, int n)
-{
-	struct iovec v[2];
-
-	memcpy(v, iov, (size_t)n * sizeof(*iov));
-	while (n > 0) {
-		ssize_t w = writev(fd, v, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (n > 0 && (size_t)w >= v[0].iov_len) {
-			w -= (ssize_t)v[0].iov_len;
-			v[0] = v[1];
-			n--;
-		}
-		if (n > 0) {
-			v[0].iov_base = (char *)v[0].iov_base + w;
-			v[0].iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
-static bool obj_pending(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN])
-{
-	bool p;
+	int rc;
 
 	pthread_mutex_lock(&r->mu);
-	p = r->pending != NULL && hset_has(r->pending, h);
+	rc = obj_pending(r, h) ? 1 : pack_lookup(r, h, NULL);
 	pthread_mutex_unlock(&r->mu);
-	return p;
+	return rc != 0 || !r->has_loose ? rc : loose_exists(r, h);
 }
 
 int obj_put(struct snap_repo *r, enum obj_type t, const void *data, size_t len,
 	    const uint8_t h[SNAP_HASH_LEN])
 {
-	char rel[68], tmp[128];
 	uint8_t hdr[2] = { (uint8_t)t, 0 };
+	const void *stored = data;
+	size_t slen = len;
 	void *cbuf = NULL;
-	struct iovec iov[2];
-	struct stat st;
-	int fd, rc;
+	int rc;
 
-	if (obj_pending(r, h))
-		return 0;
-	rc = obj_exists(r, h);
+	/* Claim h in pending before compressing, so two threads never both store
+	 * it; if the append then fails, the operation fails with it. */
+	pthread_mutex_lock(&r->mu);
+	rc = obj_pending(r, h) ? 1 : pack_lookup_batch(r, h);
+	if (rc == 0 && r->has_loose)
+		rc = loose_exists(r, h);
+	if (rc == 0 && (r->pending == NULL || hset_add(r->pending, h) < 0))
+		rc = -ENOMEM;
+	pthread_mutex_unlock(&r->mu);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
-	iov[1].iov_base = (void *)data;
-	iov[1].iov_len = len;
 	if (len >= 64) {
 		size_t bound = ZSTD_compressBound(len);
+		ZSTD_CCtx *cc = cctx_get();
 		cbuf = malloc(bound);
-		if (cbuf == NULL)
+		if (cbuf == NULL || cc == NULL) {
+			free(cbuf);
 			return -ENOMEM;
-		size_t cl = ZSTD_compress(cbuf, bound, data, len, OBJ_ZSTD_LEVEL);
+		}
+		size_t cl = ZSTD_compressCCtx(cc, cbuf, bound, data, len, OBJ_ZSTD_LEVEL);
 		if (!ZSTD_isError(cl) && cl + 16 < len) {
 			hdr[1] = 1;
-			iov[1].iov_base = cbuf;
-			iov[1].iov_len = cl;
+			stored = cbuf;
+			slen = cl;
 		}
 	}
-	iov[0].iov_base = hdr;
-	iov[0].iov_len = sizeof(hdr);
-	obj_relpath(h, rel);
-	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld-%llu", rel, (long)getpid(),
-		 (unsigned long long)atomic_fetch_add(&r->tmpseq, 1));
-	fd = openat(r->objfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
-	if (fd < 0) {
-		rc = -errno;
-		log_warn("create object %s", tmp);
-		free(cbuf);
-		return rc;
+	rc = pack_append(r, h, hdr, stored, slen);
+	if (rc == 0) {
+		atomic_fetch_add(&r->new_objects, 1);
+		atomic_fetch_add(&r->new_bytes, PACK_REC_HDR + slen);
 	}
-	rc = write_all(fd, iov, 2);
-	if (rc == 0 && fstat(fd, &st) < 0)
-		rc = -errno;
-	close(fd);
 	free(cbuf);
-	if (rc < 0) {
-		log_warnx("write object %s: %s", tmp, strerror(-rc));
-		unlinkat(r->objfd, tmp, 0);
-		return rc;
-	}
-	pthread_mutex_lock(&r->mu);
-	if (r->pending == NULL) {
-		rc = -ENOMEM;
-	} else if ((rc = hset_add(r->pending, h)) == 1) {
-		if (r->npending == r->cappending) {
-			size_t cap = r->cappending ? r->cappending * 2 : 256;
-			char **n = realloc(r->pending_tmp, cap * sizeof(*n));
-			if (n == NULL)
-				rc = -ENOMEM;
-			else {
-				r->pending_tmp = n;
-				r->cappending = cap;
-			}
-		}
-		if (rc == 1) {
-			r->pending_tmp[r->npending] = strdup(tmp);
-			if (r->pending_tmp[r->npending] == NULL)
-				rc = -ENOMEM;
-			else
-				r->npending++;
-		}
-	}
-	pthread_mutex_unlock(&r->mu);
-	if (rc != 1) {
-		/* Raced with an identical object (0) or out of memory (<0). */
-		unlinkat(r->objfd, tmp, 0);
-		return rc < 0 ? rc : 0;
-	}
-	atomic_fetch_add(&r->new_objects, 1);
-	atomic_fetch_add(&r->new_bytes, (uint64_t)st.st_blocks * 512);
-	return 0;
+	return rc;
 }
 
 static int read_whole(int fd, uint8_t **out, size_t *outlen)
@@ -231,23 +194,42 @@ static int read_whole(int fd, uint8_t **out, size_t *outlen)
 	return 0;
 }
 
-int obj_get(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], enum obj_type want,
-	    bool verify, uint8_t **data, size_t *len, enum obj_type *type)
+/* The stored form (type, compression, bytes) of h, from a pack or a loose file. */
+static int obj_get_raw(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], uint8_t **raw,
+		       size_t *rawlen)
 {
+	struct pack_loc loc;
 	char rel[68];
-	uint8_t *raw = NULL, *payload = NULL;
-	size_t rawlen = 0, plen;
 	int fd, rc;
 
-	*data = NULL;
-	*len = 0;
+	pthread_mutex_lock(&r->mu);
+	rc = pack_lookup(r, h, &loc);
+	pthread_mutex_unlock(&r->mu);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return pack_read(r, &loc, h, raw, rawlen);
+	if (!r->has_loose)
+		return -ENOENT;
 	obj_relpath(h, rel);
 	fd = openat(r->objfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
-	rc = read_whole(fd, &raw, &rawlen);
+		return errno == ENOTDIR ? -ENOENT : -errno;
+	rc = read_whole(fd, raw, rawlen);
 	close(fd);
-	if (rc < 0)
+	return rc;
+}
+
+int obj_get(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], enum obj_type want,
+	    bool verify, uint8_t **data, size_t *len, enum obj_type *type)
+{
+	uint8_t *raw = NULL, *payload = NULL;
+	size_t rawlen = 0, plen;
+	int rc;
+
+	*data = NULL;
+	*len = 0;
+	if ((rc = obj_get_raw(r, h, &raw, &rawlen)) < 0)
 		return rc;
 	if ((raw[0] != OBJ_BLOB && raw[0] != OBJ_FILE && raw[0] != OBJ_TREE) ||
 	    (want != 0 && raw[0] != (uint8_t)want) || raw[1] > 1) {

@@ -1,16 +1,15 @@
 /*
  * One user's store opened for one operation: directory fds, the index
- * connection, the store lock, and the batch of objects waiting to be made
- * durable.
+ * connection, the store lock, and the objects waiting to be made durable.
  *
  * Durability protocol (a crash at any point leaves the store consistent):
- * objects are written under temp names in their fan-out dir; repo_flush()
- * makes their bytes durable (fsync each, or one syncfs() for big batches),
- * renames each to its final name, and makes the names durable (fsync of the
- * fan-out dirs, or syncfs() again). Only then is the snapshot
- * row committed. A final name therefore always holds complete content; a
- * crash leaves at most temp files and unreferenced objects, which gc removes.
+ * new objects are appended to pack files of this operation's own (pack.c);
+ * repo_flush() fsyncs those packs and the packs/ directory, then indexes
+ * their records in one transaction. Only then is the snapshot row committed.
+ * An index row therefore always names complete, durable content; a crash
+ * leaves at most a pack no row names, which gc removes.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -36,6 +35,25 @@ static int open_dir_at(int dirfd, const char *name)
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 	return fd < 0 ? -errno : fd;
+}
+
+static bool dir_has_entries(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	bool any = true;        /* when in doubt, look for loose objects */
+	DIR *dp;
+
+	if (fd < 0 || (dp = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return any;
+	}
+	any = false;
+	while (!any && (de = readdir(dp)) != NULL)
+		any = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+	closedir(dp);
+	return any;
 }
 
 int repo_open(const char *root, uid_t uid, struct snap_repo **out)
@@ -69,18 +87,13 @@ int repo_open(const char *root, uid_t uid, struct snap_repo **out)
 	close(rootfd);
 	if (rc < 0)
 		goto fail;
+	/* objects/ holds loose objects of stores older than packs; kept for them. */
 	rc = mkdir_at(r->dirfd, "objects");
 	if (rc == 0)
 		rc = r->objfd = open_dir_at(r->dirfd, "objects");
 	if (rc < 0)
 		goto fail;
-	rc = 0;
-	for (int i = 0; i < 256 && rc == 0; i++) {
-		snprintf(name, sizeof(name), "%02x", i);
-		rc = mkdir_at(r->objfd, name);
-	}
-	if (rc < 0)
-		goto fail;
+	r->has_loose = dir_has_entries(r->objfd);
 	r->lockfd = openat(r->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (r->lockfd < 0) {
 		rc = -errno;
@@ -91,6 +104,8 @@ int repo_open(const char *root, uid_t uid, struct snap_repo **out)
 	if (rc < 0)
 		goto fail;
 	rc = index_migrate(r->db);
+	if (rc == 0)
+		rc = pack_state_new(r);
 	if (rc < 0)
 		goto fail;
 	*out = r;
@@ -106,12 +121,8 @@ void repo_close(struct snap_repo *r)
 {
 	if (r == NULL)
 		return;
-	/* Temp objects never flushed are garbage: remove what we can now. */
-	for (size_t i = 0; i < r->npending; i++) {
-		unlinkat(r->objfd, r->pending_tmp[i], 0);
-		free(r->pending_tmp[i]);
-	}
-	free(r->pending_tmp);
+	/* Packs never flushed are garbage: pack_state_free() removes them. */
+	pack_state_free(r);
 	hset_free(r->pending);
 	db_close(r->db);
 	if (r->lockfd >= 0)
@@ -133,90 +144,14 @@ int repo_lock(struct snap_repo *r, bool exclusive)
 	return 0;
 }
 
-static int fsync_at(int dirfd, const char *name, int flags)
-{
-	int fd = openat(dirfd, name, flags | O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-/*
- * Small batches (an incremental snapshot) fsync each object and then each
- * fan-out directory touched: cheap, and independent of other writers on the
- * filesystem. Large batches use syncfs(), one flush for thousands of files.
- */
-#define FLUSH_FSYNC_MAX 64
-
-static int flush_data(struct snap_repo *r, bool small)
-{
-	if (!small)
-		return syncfs(r->objfd) < 0 ? -errno : 0;
-	for (size_t i = 0; i < r->npending; i++) {
-		int rc = fsync_at(r->objfd, r->pending_tmp[i], 0);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int flush_names(struct snap_repo *r, bool small)
-{
-	bool done[256] = { false };
-
-	if (!small)
-		return syncfs(r->objfd) < 0 ? -errno : 0;
-	for (size_t i = 0; i < r->npending; i++) {
-		char sub[3] = { r->pending_tmp[i][0], r->pending_tmp[i][1], '\0' };
-		unsigned v = (unsigned)strtoul(sub, NULL, 16) & 255;
-		int rc;
-		if (done[v])
-			continue;
-		done[v] = true;
-		if ((rc = fsync_at(r->objfd, sub, O_DIRECTORY)) < 0)
-			return rc;
-	}
-	return 0;
-}
-
 int repo_flush(struct snap_repo *r)
 {
-	bool small;
-	int rc = 0;
+	int rc;
 
 	pthread_mutex_lock(&r->mu);
-	if (r->npending == 0)
-		goto out;
-	small = r->npending <= FLUSH_FSYNC_MAX;
-	if ((rc = flush_data(r, small)) < 0) {
+	rc = pack_flush(r);
+	if (rc < 0)
 		log_warnx("%s: making objects durable: %s", __func__, strerror(-rc));
-		goto out;
-	}
-	for (size_t i = 0; i < r->npending; i++) {
-		char final[80];
-		const char *dot = strchr(r->pending_tmp[i], '.');
-		size_t l = (size_t)(dot - r->pending_tmp[i]);
-
-		memcpy(final, r->pending_tmp[i], l);
-		final[l] = '\0';
-		if (rc == 0 && renameat(r->objfd, r->pending_tmp[i], r->objfd, final) < 0) {
-			rc = -errno;
-			log_warn("rename object %s", final);
-		}
-	}
-	if (rc == 0 && (rc = flush_names(r, small)) < 0)
-		log_warnx("%s: making object names durable: %s", __func__, strerror(-rc));
-out:
-	for (size_t i = 0; i < r->npending; i++) {
-		if (rc < 0)
-			unlinkat(r->objfd, r->pending_tmp[i], 0);
-		free(r->pending_tmp[i]);
-	}
-	r->npending = 0;
 	hset_free(r->pending);
 	r->pending = hset_new();
 	if (r->pending == NULL && rc == 0)

@@ -3,7 +3,8 @@
  * stored in the snapshot being restored, so excluded paths are in neither
  * tree and are never touched), then walk the two trees together and rewrite
  * only what differs: files and symlinks through a temp name + renameat in
- * the same directory, then modes and mtimes; remove what the snapshot lacks.
+ * the same directory (batched: see RESTORE_BATCH), then modes and mtimes;
+ * remove what the snapshot lacks.
  *
  * Safety (nonod is root, the workspace belongs to an agent): all workspace
  * work runs with the owner's fsuid/fsgid/groups (creds.c); every directory
@@ -27,10 +28,28 @@
 #include "snap-int.h"
 
 #define RREL_MAX (PATH_MAX * 2)
-/* The first files restored are fsynced before their rename (a crash leaves
- * old or new content, never an empty file); past this many, one syncfs()
- * at the end is cheaper. */
-#define RESTORE_FSYNC_MAX 64
+/*
+ * Files are written to temp names and their renames deferred, with the
+ * modes and times of the directories they land in: every RESTORE_BATCH of
+ * those, the temp files are fsynced, the renames run, then the directory
+ * modes (a read-only directory takes no rename) and times (children first),
+ * and the directories are fsynced. A crash leaves old or
+ * new content under each name, never an empty file. On ext4 the first fsync
+ * commits the journal for the whole batch and the others find little left
+ * to do: about two flushes per batch instead of two per file, and unlike
+ * syncfs() they never wait for other writers' dirty data.
+ */
+#define RESTORE_BATCH 128
+
+struct rpend {
+	int dfd;                 /* dup of the directory's fd */
+	int fd;                  /* the temp file, -1 when not a regular file */
+	char *rel;               /* for messages; the name is its last component */
+	char tmp[48];            /* "" = set the directory's mode and times instead */
+	struct timespec ts;
+	mode_t mode;             /* directories: set when chmod */
+	bool chmod, times;       /* directories: what to set */
+};
 
 enum sel { SEL_NONE = 0, SEL_ANCESTOR, SEL_INSIDE };
 
@@ -43,7 +62,8 @@ struct rctx {
 	char **paths;
 	size_t npaths;
 	uint64_t seq;
-	uint64_t nwritten;       /* files written: fsync each while few, else syncfs */
+	struct rpend *pend;      /* deferred renames and directory times */
+	size_t npend;
 	char rel[RREL_MAX];
 };
 
@@ -149,6 +169,99 @@ static int write_content(struct rctx *c, int fd, const struct tree_ent *e)
 	return rc;
 }
 
+/* Apply the deferred renames, then directory times (apply false, or on an
+ * error: drop the temps instead). */
+static int rp_flush(struct rctx *c, bool apply)
+{
+	bool renames = false;
+	int rc = apply ? 0 : -ECANCELED;
+
+	for (size_t i = 0; i < c->npend; i++)
+		renames |= c->pend[i].tmp[0] != '\0';
+	for (size_t i = 0; rc == 0 && renames && i < c->npend; i++)
+		if (c->pend[i].fd >= 0 && fsync(c->pend[i].fd) < 0)
+			rc = -errno;
+	for (size_t i = 0; i < c->npend; i++) {
+		struct rpend *p = &c->pend[i];
+		const char *slash = strrchr(p->rel, '/'), *name = slash ? slash + 1 : p->rel;
+		if (p->tmp[0] == '\0' || rc < 0)
+			continue;
+		if (renameat(p->dfd, p->tmp, p->dfd, name) < 0) {
+			rc = -errno;
+			snprintf(c->rel, sizeof(c->rel), "%s", p->rel);
+			rfail(c, rc, "rename into place");
+		}
+		p->tmp[0] = '\0';
+	}
+	for (size_t i = 0; rc == 0 && i < c->npend; i++) {
+		struct rpend *p = &c->pend[i];
+		struct timespec ts[2] = { p->ts, p->ts };
+		if (p->tmp[0] != '\0')
+			continue;
+		if (p->chmod && fchmod(p->dfd, p->mode) < 0)
+			rc = -errno;
+		else if (p->times && futimens(p->dfd, ts) < 0)
+			rc = -errno;
+		if (rc < 0) {
+			snprintf(c->rel, sizeof(c->rel), "%s", p->rel);
+			rfail(c, rc, "set mode and times of");
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < c->npend; i++)
+		if (fsync(c->pend[i].dfd) < 0)
+			rc = -errno;
+	for (size_t i = 0; i < c->npend; i++) {
+		if (c->pend[i].tmp[0] != '\0')
+			unlinkat(c->pend[i].dfd, c->pend[i].tmp, 0);
+		if (c->pend[i].fd >= 0)
+			close(c->pend[i].fd);
+		close(c->pend[i].dfd);
+		free(c->pend[i].rel);
+	}
+	c->npend = 0;
+	return rc;
+}
+
+/* Defer a rename of tmp (written through fd, or -1; taken either way) to
+ * the current entry (c->rel) in dfd, or (tmp NULL) setting dfd's own mode
+ * (when chmod) and times (when times) once the renames into it are done. */
+static int rp_add(struct rctx *c, int dfd, const char *tmp, int fd, struct timespec ts,
+		  bool chmod, mode_t mode, bool times)
+{
+	struct rpend *p;
+	int rc;
+
+	if (c->pend == NULL && (c->pend = calloc(RESTORE_BATCH, sizeof(*c->pend))) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	if (c->npend == RESTORE_BATCH && (rc = rp_flush(c, true)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	p = &c->pend[c->npend];
+	p->fd = fd;
+	p->ts = ts;
+	p->chmod = chmod;
+	p->mode = mode;
+	p->times = times;
+	p->tmp[0] = '\0';
+	if (tmp != NULL)
+		snprintf(p->tmp, sizeof(p->tmp), "%s", tmp);
+	if ((p->rel = strdup(c->rel)) == NULL ||
+	    (p->dfd = fcntl(dfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		rc = p->rel == NULL ? -ENOMEM : -errno;
+		free(p->rel);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	c->npend++;
+	return 0;
+}
+
 static void tmp_name(struct rctx *c, char *buf, size_t len)
 {
 	snprintf(buf, len, ".nono-restore-%ld-%llu", (long)getpid(),
@@ -175,6 +288,7 @@ static int put_entry(struct rctx *c, int dfd, const struct tree_ent *e, const ch
 
 	ts[0] = ts[1] = ns_ts(e->mtime_ns);
 	tmp_name(c, tmp, sizeof(tmp));
+	fd = -1;
 	switch (e->type) {
 	case TT_REG:
 		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -185,10 +299,10 @@ static int put_entry(struct rctx *c, int dfd, const struct tree_ent *e, const ch
 			rc = -errno;
 		if (rc == 0 && futimens(fd, ts) < 0)
 			rc = -errno;
-		if (rc == 0 && c->nwritten++ < RESTORE_FSYNC_MAX && fsync(fd) < 0)
-			rc = -errno;
-		if (close(fd) < 0 && rc == 0)
-			rc = -errno;
+		if (rc < 0) {
+			close(fd);
+			fd = -1;
+		}
 		break;
 	case TT_SYMLINK: {
 		uint8_t *d = NULL;
@@ -218,10 +332,8 @@ static int put_entry(struct rctx *c, int dfd, const struct tree_ent *e, const ch
 		log_info("restore: not recreating device or unreadable entry");
 		return 0;
 	}
-	if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
-		rc = -errno;
-	if (rc == 0 && c->nwritten <= RESTORE_FSYNC_MAX && fsync(dfd) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = rp_add(c, dfd, tmp, fd, ts[0], false, 0, false); /* takes fd */
 	if (rc < 0) {
 		unlinkat(dfd, tmp, 0);
 		return rfail(c, rc, "write");
@@ -294,13 +406,14 @@ static int restore_subdir(struct rctx *c, int dfd, const struct tree_ent *x,
 		return rfail(c, -errno, "open directory");
 	rc = restore_dir(c, fd, clen, y->hash, x ? x->hash : NULL, &sub_changed);
 	if (rc == 0 && s == SEL_INSIDE) {
+		/* After the renames into it: they change its times, and a mode
+		 * without write permission would refuse them. */
+		bool set_mode = x == NULL || (x->mode & 07777) != (y->mode & 07777);
+		bool times = sub_changed || x == NULL || x->mtime_ns != y->mtime_ns;
 		ts[0] = ts[1] = ns_ts(y->mtime_ns);
-		if ((x == NULL || (x->mode & 07777) != (y->mode & 07777)) &&
-		    fchmod(fd, y->mode & 07777) < 0)
-			rc = rfail(c, -errno, "chmod");
-		if (rc == 0 && (sub_changed || x == NULL || x->mtime_ns != y->mtime_ns) &&
-		    futimens(fd, ts) < 0)
-			rc = rfail(c, -errno, "utimes");
+		if ((set_mode || times) &&
+		    (rc = rp_add(c, fd, NULL, -1, ts[0], set_mode, y->mode & 07777, times)) < 0)
+			rfail(c, rc, "set mode and times of");
 	}
 	close(fd);
 	return rc;
@@ -437,6 +550,7 @@ int snap_restore_run(struct snap_repo *r, const struct snap_creds *cr,
 	char label[64];
 	struct stat st;
 	bool changed = false;
+	int64_t t0 = 0;
 	int rc, rootfd = -1;
 
 	if (c == NULL)
@@ -473,6 +587,7 @@ int snap_restore_run(struct snap_repo *r, const struct snap_creds *cr,
 	rc = snap_create_run(r, cr, &co, ctl, res, &safety);
 	if (rc < 0)
 		goto out;
+	t0 = snap_now_ns();
 	if (p->restore_hook != NULL)
 		p->restore_hook(p->restore_hook_arg);
 	if ((rc = snap_unhex(target.root, th)) < 0 || (rc = snap_unhex(safety.root, lh)) < 0)
@@ -487,8 +602,14 @@ int snap_restore_run(struct snap_repo *r, const struct snap_creds *cr,
 		snap_set_err(res, rc, "cannot open workspace: %s", strerror(-rc));
 	else
 		rc = restore_dir(c, rootfd, 0, th, lh, &changed);
-	if (rc == 0 && c->nwritten > RESTORE_FSYNC_MAX && syncfs(rootfd) < 0)
-		rc = -errno;
+	log_debug("restore %s: trees compared, files written (%.1f ms)", target.id,
+		  (double)(snap_now_ns() - t0) / 1e6);
+	if (rc == 0)
+		rc = rp_flush(c, true);
+	else
+		rp_flush(c, false);
+	log_debug("restore %s: renamed, durable (%.1f ms)", target.id,
+		  (double)(snap_now_ns() - t0) / 1e6);
 	if (creds_daemon(cr) < 0 && rc == 0)
 		rc = -EPERM;
 out:
@@ -508,6 +629,7 @@ out:
 	for (size_t i = 0; i < c->npaths; i++)
 		free(c->paths[i]);
 	free(c->paths);
+	free(c->pend);
 	free(c);
 	snap_info_clear(&safety);
 	snap_info_clear(&target);

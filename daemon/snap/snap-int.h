@@ -42,25 +42,62 @@ size_t hset_count(const struct hset *h);
 /* ---- repo.c: one user's store opened for one operation (one thread) ---- */
 struct snap_repo {
 	int dirfd;              /* <root>/<uid> */
-	int objfd;              /* objects/ */
+	int objfd;              /* objects/: loose objects of stores older than packs */
+	bool has_loose;         /* objects/ is not empty: look there too */
 	int lockfd;             /* lock file, flock()ed */
 	sqlite3 *db;            /* index.db, this operation's own connection */
 	uid_t uid;
-	/* Objects written to temp names, renamed into place by repo_flush(). */
+	/* Guards pending, pk and the db connection while worker threads store objects. */
 	pthread_mutex_t mu;
-	struct hset *pending;
-	char **pending_tmp;     /* "ab/<62 hex>.tmp-<pid>-<n>" */
-	size_t npending, cappending;
-	atomic_uint_fast64_t tmpseq;
+	struct hset *pending;   /* appended to packs, not yet flushed */
 	atomic_uint_fast64_t new_objects, new_bytes;
+	struct pack_state *pk;  /* pack.c: writer, index statements, read fds (under mu) */
 };
 
 int repo_open(const char *root, uid_t uid, struct snap_repo **out);
 void repo_close(struct snap_repo *r);
 /* flock the store: shared for writers of snapshots, exclusive for gc. */
 int repo_lock(struct snap_repo *r, bool exclusive);
-/* Make every pending object durable, then give it its final name (durably). */
+/* Make every pending object durable, then index it (pack_flush). */
 int repo_flush(struct snap_repo *r);
+
+/* ---- pack.c: append-only pack files holding objects (format in pack.c) ---- */
+#define PACK_HDR_LEN 8          /* "NONOPK01" */
+#define PACK_REC_HDR 38         /* u32 stored length, 32-byte hash, type, compression */
+#define PACK_TARGET (64u * 1024u * 1024u) /* start a new pack past this size */
+struct pack_loc {
+	int64_t pack;           /* snap_packs.id */
+	uint64_t off;           /* record start */
+	uint32_t len;           /* whole record */
+};
+int pack_state_new(struct snap_repo *r);
+void pack_state_free(struct snap_repo *r);
+/* Caller holds r->mu. 1 when h is in an indexed pack (loc filled if not NULL), 0 not, <0 error. */
+int pack_lookup(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], struct pack_loc *loc);
+/* Same, for a writer about to store h: keeps one read transaction open until
+ * pack_flush()/pack_abort(), so the caller must flush before writing the index. */
+int pack_lookup_batch(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN]);
+/* Append one record (hdr = type, compression byte), pending until pack_flush.
+ * Thread-safe: each calling thread appends to a pack of its own lane. */
+int pack_append(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], const uint8_t hdr[2],
+		const void *payload, size_t len);
+/* Read the record at loc for h: *raw = type, compression, stored bytes (malloc'd). */
+int pack_read(struct snap_repo *r, const struct pack_loc *loc, const uint8_t h[SNAP_HASH_LEN],
+	      uint8_t **raw, size_t *rawlen);
+/* Caller holds r->mu and no append is running. fsync the packs written,
+ * then index their records (one transaction). */
+int pack_flush(struct snap_repo *r);
+/* Drop unflushed packs (their files are unlinked). As for pack_flush. */
+void pack_abort(struct snap_repo *r);
+/* Is name a pack file name we create ("<16 hex>.pack")? */
+bool pack_name_ok(const char *name);
+int pack_dirfd(struct snap_repo *r);
+
+/* ---- packgc.c: packs in verify and gc ---- */
+/* verify: count index rows live does not reach, and pack files the index lacks. */
+int packgc_unreferenced(struct snap_repo *r, const struct hset *live, uint64_t *count);
+/* gc (exclusive lock): drop dead packs, rewrite partly dead ones, remove orphan pack files. */
+int packgc_run(struct snap_repo *r, const struct hset *live, struct snap_gc_stats *gs);
 
 /* ---- object.c ---- */
 enum obj_type {
@@ -69,19 +106,20 @@ enum obj_type {
 	OBJ_TREE = 'T',  /* a directory: see tree.c */
 };
 int obj_hash(enum obj_type t, const void *data, size_t len, uint8_t out[SNAP_HASH_LEN]);
-/* Store if not present (compressing). Returns 0 or -errno. */
+/* Store if not present (compressing) in this operation's pack; durable and
+ * indexed only after repo_flush(), which must come before any index write
+ * on r->db (see pack_lookup_batch). Returns 0 or -errno. */
 int obj_put(struct snap_repo *r, enum obj_type t, const void *data, size_t len,
 	    const uint8_t h[SNAP_HASH_LEN]);
 /* 1 present, 0 absent, <0 error. */
 int obj_exists(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN]);
 /*
  * Read and (when verify) re-hash an object. *data is malloc'd (caller frees).
+ * Objects this repo stored are readable once repo_flush() has indexed them.
  * -ENOENT missing, -EBADMSG corrupt or wrong type (when want != 0).
  */
 int obj_get(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], enum obj_type want,
 	    bool verify, uint8_t **data, size_t *len, enum obj_type *type);
-/* On-disk size of an object file, or -errno. */
-int64_t obj_disk_size(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN]);
 
 /* ---- chunk.c: FastCDC ---- */
 #define CDC_MIN (256u * 1024u)
@@ -135,6 +173,7 @@ struct statent {
 	int64_t mtime_ns, ctime_ns;
 	uint8_t hash[SNAP_HASH_LEN];
 	bool keep;              /* matched this walk: carried into the next cache */
+	uint16_t shard;         /* statcache.c's, for entries it loaded */
 	struct statent *next;
 };
 struct statcache;
@@ -142,6 +181,9 @@ struct statcache;
 int statcache_load(sqlite3 *db, int64_t ws, struct statcache **out);
 void statcache_free(struct statcache *c);
 struct statent *statcache_find(struct statcache *c, const char *path, size_t plen);
+/* The same, trying the entry after prev (the last hit, may be NULL) first. */
+struct statent *statcache_find_next(struct statcache *c, const struct statent *prev,
+				    const char *path, size_t plen);
 /* Store kept entries of c plus add[0..nadd) as ws's cache; no write when unchanged. */
 int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct statent *add,
 		   size_t nadd);

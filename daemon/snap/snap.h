@@ -2,11 +2,14 @@
  * The content-addressed snapshot store (DESIGN.md "Snapshots").
  *
  * Layout: one store per user under <root>/<uid>/ (root = state_dir/snapshots,
- * 0700, owned by the daemon): objects/ab/cdef… named by SHA-256, index.db (the
- * sqlite index: workspaces, snapshots, stat cache; db_migrate("snap", …)), and
- * a lock file (flock: create/restore/diff shared, gc exclusive). Each user's
- * index is its own database so a long snapshot never holds the write lock of
- * the daemon's nonod.db, and a user's store can be removed as one directory.
+ * 0700, owned by the daemon): packs/<16 hex>.pack holding the objects named
+ * by SHA-256 (format: pack.c; zstd level 1 per object: object.c; FastCDC
+ * 256 KiB / 1 MiB / 4 MiB: chunk.c), objects/ab/cdef… for loose objects of
+ * stores written before packs, index.db (the sqlite index: workspaces,
+ * snapshots, stat cache, pack index; db_migrate("snap", …)), and a lock file
+ * (flock: create/restore/diff shared, gc exclusive). Each user's index is its
+ * own database so a long snapshot never holds the write lock of the daemon's
+ * nonod.db, and a user's store can be removed as one directory.
  *
  * Every operation runs in a worker thread started by snap_job_start(); its
  * progress and completion come back on the libevent loop through a self-pipe.
@@ -41,7 +44,11 @@ enum snap_op {
 	SNAP_OP_DELETE,
 	SNAP_OP_VERIFY,
 	SNAP_OP_GC,
+	SNAP_OP_READ,           /* one file's content or symlink target (read.c) */
 };
+
+/* The most content one snapshot.read answer carries (the client pages). */
+#define SNAP_READ_MAX (512u * 1024u)
 
 /*
  * Parameters of one operation. All pointers are borrowed by snap_run() and
@@ -56,11 +63,14 @@ struct snap_params {
 	size_t nexcludes;
 	const char *snapshot;      /* restore, delete, diff "from" */
 	const char *to;            /* diff "to"; NULL = the live workspace */
-	const char *const *paths;  /* restore: relative paths to restore; NULL = all */
+	const char *const *paths;  /* restore: relative paths to restore; NULL = all;
+				    * read: paths[0] is the file (npaths == 1) */
 	size_t npaths;
 	bool allow_unreadable;     /* create: record unreadable files instead of failing */
 	int64_t keep_last;         /* gc: per workspace; < 0 = not given */
 	int64_t keep_within;       /* gc: seconds; < 0 = not given */
+	uint64_t read_offset;      /* read: first byte */
+	uint64_t read_length;      /* read: at most this many bytes (clamped to SNAP_READ_MAX) */
 	/* Tests only: called in restore after the safety snapshot, before any write. */
 	void (*restore_hook)(void *arg);
 	void *restore_hook_arg;
@@ -110,6 +120,25 @@ struct snap_gc_stats {
 	uint64_t snapshots_deleted, objects_deleted, bytes_freed;
 };
 
+enum snap_read_kind {
+	SNAP_READ_FILE = 1,
+	SNAP_READ_SYMLINK,              /* data is the link target */
+};
+
+/* What SNAP_OP_READ produced: bytes [offset, offset + len) of an entry of size bytes. */
+struct snap_read_out {
+	enum snap_read_kind kind;
+	uint32_t mode;                  /* st_mode as recorded (type bits included) */
+	uint64_t size;                  /* whole file (or target) length */
+	uint64_t offset;
+	size_t len;                     /* bytes read */
+	/* Those bytes in base64, NUL-terminated (the wire form, encoded in the
+	 * job's thread to keep it off the event loop); malloc'd, freed by
+	 * snap_result_free() unless taken (set to NULL). */
+	char *data;
+	bool eof;                       /* offset + len == size */
+};
+
 /* What an operation produced. Owned by whoever got it; free with snap_result_free(). */
 struct snap_result {
 	int err;                        /* 0 or -errno */
@@ -120,6 +149,8 @@ struct snap_result {
 	size_t nchanges;
 	struct snap_verify_stats verify;
 	struct snap_gc_stats gc;
+	struct snap_read_out read;
+	const char *field;              /* static: the param err is about, NULL = unknown */
 };
 
 void snap_result_free(struct snap_result *r);
@@ -157,6 +188,15 @@ typedef void (*snap_done_fn)(struct snap_result *res, void *arg);
  */
 int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_params *p,
 		   snap_progress_fn progress, snap_done_fn done, void *arg);
+
+/*
+ * SNAP_OP_READ's body, run by job.c in the job's thread with the repo open
+ * (takes the shared store lock itself). Reads the store only, never a
+ * workspace. Internal to daemon/snap/; declared here to keep snap-int.h
+ * untouched while the pack work lands.
+ */
+struct snap_repo;
+int snap_read_run(struct snap_repo *r, const struct snap_params *p, struct snap_result *res);
 
 /* Number of jobs running (for status). */
 unsigned snap_store_jobs(struct snap_store *s);

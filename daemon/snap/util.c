@@ -113,6 +113,7 @@ void snap_result_free(struct snap_result *r)
 	for (size_t i = 0; i < r->nchanges; i++)
 		free(r->changes[i].path);
 	free(r->changes);
+	free(r->read.data);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -400,8 +400,8 @@ class SnapshotTest(unittest.TestCase):
         dj = json.loads(self.ctl("--json", "snapshot", "diff", sid, sid2).stdout)
         # sid excluded "skip", sid2 did not.
         self.assertEqual(changes(dj), {(b"skip", "added"), (b"skip/s", "added")})
-        r = self.ctl("snapshot", "diff", "--patch", sid, rc=2)
-        self.assertIn(b"not supported yet", r.stderr)
+        r = self.ctl("snapshot", "diff", "--patch", sid)
+        self.assertIn(b"diff --git a/a b/a\n", r.stdout)
 
         out = self.ctl("snapshot", "restore", sid).stdout
         self.assertIn(b"M\ta\n", out)
@@ -798,6 +798,410 @@ attempt('gc_b', lambda: c.call('snapshot.gc', {{'owner': {self.b.pw_uid}}}))
             self.assertEqual(tree_bytes(decoy), before, "restore wrote through the swapped symlink")
         self.assertGreater(flips[0], 0)
         print(f"swap race: {flips[0]} exchanges, restores: {results}")
+
+
+# ---- snapshot.read and nonoctl snapshot diff --patch ----
+
+def content_manifest(root):
+    """manifest() without mtimes: what a patch can carry (type, mode, bytes)."""
+    out = {}
+    for p, (t, mode, _mtime, data) in manifest(root).items():
+        if t == "f":
+            mode = 0o755 if mode & 0o100 else 0o644  # git keeps the x bit only
+        out[p] = (t, mode if t != "d" else 0, data)
+    return out
+
+
+def read_all(c, sid, path=None, path_hex=None, step=None):
+    """snapshot.read paged to eof: (first answer, bytes)."""
+    import base64
+    data, off, first = b"", 0, None
+    while True:
+        p = {"snapshot": sid, "offset": off}
+        if path_hex is not None:
+            p["path_hex"] = path_hex
+        else:
+            p["path"] = path
+        if step is not None:
+            p["length"] = step
+        r = c.call("snapshot.read", p)
+        first = first or r
+        chunk = base64.b64decode(r["data"], validate=True)
+        assert len(chunk) == r["length"] and r["offset"] == off, r
+        data += chunk
+        off += len(chunk)
+        if r["eof"]:
+            return first, data
+
+
+class SnapshotPatchTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon()
+        c = cls.d.client(hello=False)
+        if "snapshots" not in c.hello()["features"]:
+            cls.d.close()
+            raise unittest.SkipTest("the daemon has no snapshot store")
+        c.close()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.close()
+
+    def setUp(self):
+        self.ws = tempfile.mkdtemp(prefix="ws-", dir=self.d.dir)
+        self.c = self.d.client(timeout=120)
+
+    def tearDown(self):
+        self.c.close()
+        shutil.rmtree(self.ws, ignore_errors=True)
+
+    def ctl(self, *args, rc=0, **kw):
+        r = nonoctl(self.d, *args, cwd=self.ws, **kw)
+        self.assertEqual(r.returncode, rc, r.stderr.decode(errors="replace"))
+        self.assertNotIn(b"runtime error", r.stderr)  # UBSan builds
+        return r
+
+    def snap(self):
+        res, _ = call_collect(self.c, "snapshot.create", {"workspace": self.ws})
+        return res["snapshot"]["id"]
+
+    def restore(self, sid):
+        call_collect(self.c, "snapshot.restore", {"snapshot": sid})
+
+    def apply(self, tool, patch):
+        if shutil.which(tool[0]) is None:
+            self.skipTest(f"{tool[0]} is not installed")
+        r = subprocess.run(tool, input=patch, cwd=self.ws, capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, (tool, r.stdout, r.stderr, patch))
+
+    def populate_text(self):
+        ws = self.ws
+        write(os.path.join(ws, "a.txt"), b"".join(b"line %d\n" % i for i in range(40)))
+        write(os.path.join(ws, "nonl"), b"first\nlast, no newline")
+        write(os.path.join(ws, "dir with space", "name with space.txt"), b"s1\ns2\n")
+        write(os.path.join(ws, "gone.txt"), b"to be removed\n")
+        write(os.path.join(ws, "run.sh"), b"#!/bin/sh\necho run\n")
+        write(os.path.join(ws, "caf\u00e9.txt"), b"unicode name\n")
+        os.symlink("a.txt", os.path.join(ws, "link"))
+        os.symlink("/etc/passwd", os.path.join(ws, "abs-link"))
+
+    def modify_text(self):
+        ws = self.ws
+        lines = [b"line %d\n" % i for i in range(40)]
+        lines[3] = b"CHANGED 3\n"
+        del lines[20]
+        lines.insert(30, b"inserted\n")
+        write(os.path.join(ws, "a.txt"), b"".join(lines) + b"tail\n")
+        write(os.path.join(ws, "nonl"), b"first\nlast, still no newline")
+        write(os.path.join(ws, "dir with space", "name with space.txt"), b"s1\ns2\ns3")
+        os.unlink(os.path.join(ws, "gone.txt"))
+        os.chmod(os.path.join(ws, "run.sh"), 0o755)
+        write(os.path.join(ws, "caf\u00e9.txt"), b"unicode name, edited\n")
+        os.unlink(os.path.join(ws, "link"))
+        os.symlink("nonl", os.path.join(ws, "link"))
+        write(os.path.join(ws, "new", "deep", "file.txt"), b"brand new\n")
+        write(os.path.join(ws, "empty-new"), b"")
+        os.symlink("new/deep", os.path.join(ws, "new-link"))
+        write(os.path.join(ws, "ends-without-newline"), b"x")
+
+    def test_patch_applies_with_patch_and_git(self):
+        self.populate_text()
+        sid = self.snap()
+        before = content_manifest(self.ws)
+        self.modify_text()
+        after = content_manifest(self.ws)
+        p = self.ctl("snapshot", "diff", sid, "--patch").stdout
+        self.assertIn(b"\\ No newline at end of file", p)
+        self.assertIn(b"+++ b/dir with space/name with space.txt\t\n", p)
+        self.assertIn(b"old mode 100644\nnew mode 100755\n", p)
+        self.assertIn(b"diff --git a/link b/link\nindex ", p)
+        self.assertNotIn(b"abs-link", p)  # unchanged
+        self.assertNotIn(b"root:", p)     # /etc/passwd was never read
+        # snapshot <-> snapshot gives the same patch as snapshot <-> live.
+        sid2 = self.snap()
+        self.assertEqual(self.ctl("snapshot", "diff", "--patch", sid, sid2).stdout, p)
+        # The reverse patch undoes it.
+        rev = self.ctl("snapshot", "diff", "--patch", sid2, sid).stdout
+        for tool in (["patch", "-p1", "--no-backup-if-mismatch", "-s"],
+                     ["git", "apply", "--unsafe-paths", "-"]):
+            with self.subTest(tool=tool[0]):
+                self.restore(sid)
+                self.assertEqual(content_manifest(self.ws), before)
+                self.apply(tool, p)
+                self.assertEqual(content_manifest(self.ws), after)
+                self.apply(tool, rev)
+                self.assertEqual(content_manifest(self.ws), before)
+        # No change, no patch.
+        self.restore(sid)
+        self.assertEqual(self.ctl("snapshot", "diff", "--patch", sid).stdout, b"")
+
+    def test_patch_quoted_names_apply(self):
+        names = [b"tab\there", b'quo"te', b"back\\slash", b"new\nline", b"lat\xe9",
+                 b"caf\xc3\xa9 \xc2\x9b"]
+        bws = os.fsencode(self.ws)
+        for n in names:
+            write(os.path.join(bws, n), n + b"\n")
+        sid = self.snap()
+        for n in names:
+            write(os.path.join(bws, n), n + b"\nmore\n")
+        write(os.path.join(bws, b"added\tnew"), b"x\n")
+        after = content_manifest(self.ws)
+        p = self.ctl("snapshot", "diff", "--patch", sid).stdout
+        self.assertIn(b'diff --git "a/new\\nline" "b/new\\nline"\n', p)
+        self.assertIn(b'+++ "b/lat\\351"\n', p)
+        for tool in (["patch", "-p1", "--no-backup-if-mismatch", "-s"], ["git", "apply", "-"]):
+            with self.subTest(tool=tool[0]):
+                self.restore(sid)
+                self.apply(tool, p)
+                self.assertEqual(content_manifest(self.ws), after)
+
+    def test_binary_symlink_json_and_limits(self):
+        ws = self.ws
+        write(os.path.join(ws, "blob.bin"), b"\x00\x01\x02binary" * 100)
+        write(os.path.join(ws, "late-nul.txt"), b"a" * 9000 + b"\x00")
+        write(os.path.join(ws, "big.txt"), b"big line\n" * 600000)  # 5.4 MB
+        os.symlink("target-one", os.path.join(ws, "sym"))
+        sid = self.snap()
+        write(os.path.join(ws, "blob.bin"), b"\x00\x01\x02BINARY" * 100)
+        write(os.path.join(ws, "late-nul.txt"), b"b" * 9000 + b"\x00")
+        write(os.path.join(ws, "big.txt"), b"big line\n" * 600001)
+        os.unlink(os.path.join(ws, "sym"))
+        os.symlink("target-two", os.path.join(ws, "sym"))
+        os.mkdir(os.path.join(ws, "newdir"))
+        r = self.ctl("snapshot", "diff", "--patch", sid)
+        p = r.stdout
+        self.assertIn(b"2 files are binary or too large", r.stderr)
+        self.assertIn(b"Binary files a/blob.bin and b/blob.bin differ\n", p)
+        self.assertIn(b"-aaaa", p)  # a NUL past the first 8 KiB: text, as git says
+        self.assertIn(b"Files a/big.txt and b/big.txt differ (file too large to diff)\n", p)
+        self.assertIn(b"--- a/sym\n+++ b/sym\n@@ -1 +1 @@\n-target-one\n\\ No newline at end "
+                      b"of file\n+target-two\n\\ No newline at end of file\n", p)
+        self.assertIn(b"index ", p)
+        j = json.loads(self.ctl("--json", "snapshot", "diff", "--patch", sid).stdout)
+        by = {c["path"]: c for c in j["changes"]}
+        self.assertEqual(set(by), {"blob.bin", "late-nul.txt", "big.txt", "sym", "newdir"})
+        self.assertIn("Binary files", by["blob.bin"]["patch"])
+        self.assertIn("+target-two", by["sym"]["patch"])
+        self.assertEqual(by["newdir"]["patch"], "")
+        self.assertNotIn("patch_base64", by["sym"])
+        # Not UTF-8 content: an exact copy rides along in base64.
+        write(os.path.join(ws, "latin1.txt"), b"caf\xe9\n")
+        sid2 = self.snap()
+        write(os.path.join(ws, "latin1.txt"), b"na\xefve\n")
+        j = json.loads(self.ctl("--json", "snapshot", "diff", "--patch", sid2).stdout)
+        c = [c for c in j["changes"] if c["path"] == "latin1.txt"][0]
+        import base64
+        self.assertIn(b"-caf\xe9\n+na\xefve\n", base64.b64decode(c["patch_base64"]))
+        self.assertIn("\ufffd", c["patch"])
+
+    def test_type_change_to_directory_is_reported(self):
+        write(os.path.join(self.ws, "x"), b"file\n")
+        sid = self.snap()
+        os.unlink(os.path.join(self.ws, "x"))
+        write(os.path.join(self.ws, "x", "inner"), b"inner\n")
+        r = self.ctl("snapshot", "diff", "--patch", sid, rc=1)
+        self.assertIn(b"deleted file mode 100644", r.stdout)
+        self.assertIn(b"only the file side", r.stderr)
+
+    def test_terminal_never_gets_control_bytes(self):
+        write(os.path.join(self.ws, "evil.txt"), b"safe\n")
+        sid = self.snap()
+        write(os.path.join(self.ws, "evil.txt"), b"\x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\n")
+        # To a pipe the patch is exact (it must apply).
+        p = self.ctl("snapshot", "diff", "--patch", sid).stdout
+        self.assertIn(b"+\x1b]0;pwned\x07", p)
+        # To a terminal, escapes are shown, not sent.
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["NONO_SOCKET"] = self.d.socket
+            os.chdir(self.ws)
+            os.execv(NONOCTL, [NONOCTL, "snapshot", "diff", "--patch", sid])
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertNotIn(b"\x1b", out)
+        self.assertNotIn(b"\x07", out)
+        self.assertNotIn(b"\xc2\x9b", out)
+        self.assertIn(b"\\x1b]0;pwned", out)
+
+    def test_read_pages_and_never_touches_the_live_tree(self):
+        ws = self.ws
+        big = os.urandom(3 * 1024 * 1024 + 12345)  # several CDC chunks
+        write(os.path.join(ws, "big.bin"), big)
+        write(os.path.join(ws, "small"), b"small content\n", 0o640)
+        write(os.path.join(os.fsencode(ws), b"odd\xffname"), b"odd")
+        os.symlink("/etc/passwd", os.path.join(ws, "passwd-link"))
+        os.mkfifo(os.path.join(ws, "fifo"))
+        write(os.path.join(ws, "d", "inner"), b"inner")
+        sid = self.snap()
+        # The live tree changes; the snapshot's bytes do not.
+        write(os.path.join(ws, "small"), b"live, not snapshot\n")
+        shutil.rmtree(os.path.join(ws, "d"))
+        os.symlink("/etc", os.path.join(ws, "d"))
+        first, data = read_all(self.c, sid, "big.bin")
+        self.assertEqual(data, big)
+        self.assertEqual((first["kind"], first["size"]), ("file", len(big)))
+        self.assertLessEqual(first["length"], 512 * 1024)
+        _, data = read_all(self.c, sid, "big.bin", step=100003)  # odd pages across chunks
+        self.assertEqual(data, big)
+        for off in (0, 1, 262143, 1048576, len(big) - 1, len(big)):
+            r = self.c.call("snapshot.read", {"snapshot": sid, "path": "big.bin",
+                                              "offset": off, "length": 70000})
+            import base64
+            self.assertEqual(base64.b64decode(r["data"]), big[off:off + 70000], off)
+            self.assertEqual(r["eof"], off + 70000 >= len(big))
+        first, data = read_all(self.c, sid, "small")
+        self.assertEqual((data, first["mode"], first["kind"]), (b"small content\n", 0o640, "file"))
+        first, data = read_all(self.c, sid, "passwd-link")
+        self.assertEqual((first["kind"], data), ("symlink", b"/etc/passwd"))
+        first, data = read_all(self.c, sid, path_hex=b"odd\xffname".hex())
+        self.assertEqual(data, b"odd")
+        _, data = read_all(self.c, sid, "d/inner")  # d is a symlink to /etc now
+        self.assertEqual(data, b"inner")
+        r = self.c.call("snapshot.read", {"snapshot": sid, "path": "small", "length": 0})
+        self.assertEqual((r["data"], r["length"], r["eof"], r["size"]), ("", 0, False, 14))
+
+    def test_read_from_inside_a_session_is_refused(self):
+        from sessions import run
+        write(os.path.join(self.ws, "s.txt"), b"SNAPSHOT-CONTENT\n")
+        sid = self.snap()
+        probe = ("import socket,json,sys\n"
+                 "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f=s.makefile('rb')\n"
+                 "for m in ({'method':'daemon.hello','params':{'protocol':[1]}},\n"
+                 "          {'method':'snapshot.read','params':{'snapshot':sys.argv[2],"
+                 "'path':'s.txt'}}):\n"
+                 "    s.sendall(json.dumps(dict(m, jsonrpc='2.0', id=1)).encode()+b'\\n')\n"
+                 "    print(f.readline().decode(), flush=True)\n")
+        # The control case: the same request from outside a session succeeds.
+        r = self.c.call("snapshot.read", {"snapshot": sid, "path": "s.txt"})
+        self.assertEqual(r["data"], "U05BUFNIT1QtQ09OVEVOVAo=")
+        final, out, err = run(self.c, ["python3", "-c", probe, self.d.socket, sid], self.ws)
+        self.assertIn(b"permission_denied", out, out + err)
+        self.assertNotIn(b"U05BUFNIT1Q", out)
+
+    def test_read_bad_input_names_the_field(self):
+        write(os.path.join(self.ws, "f"), b"0123456789")
+        write(os.path.join(self.ws, "d", "x"), b"x")
+        os.symlink("d", os.path.join(self.ws, "dl"))
+        os.mkfifo(os.path.join(self.ws, "fifo"))
+        sid = self.snap()
+        S = {"snapshot": sid}
+        cases = [
+            ({"snapshot": "000000000000", "path": "f"}, "not_found", "snapshot"),
+            ({"snapshot": "zz", "path": "f"}, "not_found", "snapshot"),
+            ({"snapshot": "0123456789abc", "path": "f"}, "invalid_params", "snapshot"),
+            ({"path": "f"}, "invalid_params", "snapshot"),
+            (S, "invalid_params", "path"),
+            (dict(S, path="missing"), "not_found", "path"),
+            (dict(S, path="d/missing"), "not_found", "path"),
+            (dict(S, path="f/below-a-file"), "not_found", "path"),
+            (dict(S, path="dl/x"), "not_found", "path"),  # never through a symlink
+            (dict(S, path="d"), "invalid_params", "path"),
+            (dict(S, path="fifo"), "invalid_params", "path"),
+            (dict(S, path="../etc/passwd"), "invalid_params", "path"),
+            (dict(S, path="d/../f"), "invalid_params", "path"),
+            (dict(S, path="./f"), "invalid_params", "path"),
+            (dict(S, path="d//x"), "invalid_params", "path"),
+            (dict(S, path="d/x/"), "invalid_params", "path"),
+            (dict(S, path="/etc/passwd"), "invalid_params", "path"),
+            (dict(S, path=self.ws + "/f"), "invalid_params", "path"),
+            (dict(S, path=""), "invalid_params", "path"),
+            (dict(S, path="f\u0000x"), "invalid_params", "path"),
+            (dict(S, path="x" * 5000), "invalid_params", "path"),
+            (dict(S, path=7), "invalid_params", "path"),
+            (dict(S, path="f", path_hex="66"), "invalid_params", "path"),
+            (dict(S, path_hex="6"), "invalid_params", "path_hex"),
+            (dict(S, path_hex="6600"), "invalid_params", "path_hex"),
+            (dict(S, path_hex="zz"), "invalid_params", "path_hex"),
+            (dict(S, path_hex="2e2e2f6574632f706173737764"), "invalid_params", "path"),
+            (dict(S, path="f", offset=-1), "invalid_params", "offset"),
+            (dict(S, path="f", offset=11), "invalid_params", "offset"),
+            (dict(S, path="f", offset=2**62), "invalid_params", "offset"),
+            (dict(S, path="f", offset=1.5), "invalid_params", "offset"),
+            (dict(S, path="f", length=-1), "invalid_params", "length"),
+            (dict(S, path="f", length=10**9), "invalid_params", "length"),
+            (dict(S, path="f", length=2**63 - 1), "invalid_params", "length"),
+            (dict(S, path="f", length="10"), "invalid_params", "length"),
+            (dict(S, path="f", owner=-1), "invalid_params", "owner"),
+            (dict(S, path="f", extra=1), "invalid_params", "extra"),
+        ]
+        for params, kind, field in cases:
+            with self.subTest(params=params):
+                with self.assertRaises(RpcError) as e:
+                    self.c.call("snapshot.read", params)
+                self.assertEqual((e.exception.kind, e.exception.field), (kind, field),
+                                 e.exception.detail)
+        # A hostile name comes back printable (and the answer still parses).
+        with self.assertRaises(RpcError) as e:
+            self.c.call("snapshot.read", dict(S, path_hex=b"x\xff\x1b[2J\xc2\x9bcaf\xc3\xa9".hex()))
+        self.assertEqual((e.exception.kind, e.exception.field), ("not_found", "path"))
+        self.assertIn("x\\xff\\x1b[2J\\xc2\\x9bcaf\u00e9", e.exception.detail)
+        # The control case: the same file reads fine, and so does the end.
+        r = self.c.call("snapshot.read", dict(S, path="f", offset=10))
+        self.assertEqual((r["data"], r["eof"]), ("", True))
+        self.assertEqual(read_all(self.c, sid, "f")[1], b"0123456789")
+        self.assertEqual(self.c.call("daemon.status")["pid"], self.d.proc.pid)
+
+
+class SnapshotReadSystemTest(unittest.TestCase):
+    """As root, system mode: a user reads only their own snapshots."""
+    setUpClass = SnapshotSystemTest.__dict__["setUpClass"]
+    tearDownClass = SnapshotSystemTest.__dict__["tearDownClass"]
+    setUp = SnapshotSystemTest.setUp
+    tearDown = SnapshotSystemTest.tearDown
+    userdir = SnapshotSystemTest.userdir
+    as_user = SnapshotSystemTest.as_user
+    chown_tree = SnapshotSystemTest.chown_tree
+
+    def test_other_users_snapshots_are_out_of_reach(self):
+        wa = self.userdir("wa", self.a)
+        write(os.path.join(wa, "secret.txt"), b"a's secret\n", 0o600)
+        self.chown_tree(wa, self.a)
+        a = self.as_user(self.a, f"""
+out['id'] = c.call('snapshot.create', {{'workspace': {wa!r}}})['snapshot']['id']
+out['own'] = c.call('snapshot.read', {{'snapshot': out['id'], 'path': 'secret.txt'}})['data']
+""")
+        sid = a["id"]
+        import base64
+        self.assertEqual(base64.b64decode(a["own"]), b"a's secret\n")
+        b = self.as_user(self.b, f"""
+attempt('read', lambda: c.call('snapshot.read', {{'snapshot': {sid!r}, 'path': 'secret.txt'}}))
+attempt('owner', lambda: c.call('snapshot.read', {{'snapshot': {sid!r}, 'path': 'secret.txt',
+                                                   'owner': {self.a.pw_uid}}}))
+""")
+        self.assertEqual((b["read"]["error"], b["read"]["field"]), ("not_found", "snapshot"))
+        self.assertEqual((b["owner"]["error"], b["owner"]["field"]), ("permission_denied", "owner"))
+        self.assertNotIn("secret", json.dumps(b))
+        # root (admin) may read a user's store by owner.
+        c = self.d.client()
+        try:
+            r = c.call("snapshot.read", {"snapshot": sid, "path": "secret.txt",
+                                         "owner": self.a.pw_uid})
+            self.assertEqual(base64.b64decode(r["data"]), b"a's secret\n")
+            with self.assertRaises(RpcError) as e:
+                c.call("snapshot.read", {"snapshot": sid, "path": "secret.txt"})
+            self.assertEqual(e.exception.kind, "not_found")  # root's own store
+        finally:
+            c.close()
+        # nonoctl as user a: the patch of a's own change.
+        write(os.path.join(wa, "secret.txt"), b"a's secret, edited\n", 0o600)
+        os.chown(os.path.join(wa, "secret.txt"), self.a.pw_uid, self.a.pw_gid)
+        r = subprocess.run(["setpriv", f"--reuid={self.a.pw_uid}", f"--regid={self.a.pw_gid}",
+                            "--init-groups", NONOCTL, "snapshot", "diff", "--patch", sid],
+                           capture_output=True, timeout=120, cwd="/",
+                           env={"PATH": os.environ["PATH"], "NONO_SOCKET": self.d.socket})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"-a's secret\n+a's secret, edited\n", r.stdout)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,45 @@ START_TEST(test_swap_file_for_symlink)
 }
 END_TEST
 
+/* A directory the snapshot has read-only (0555) gets its files back and its
+ * mode last: restore works as the owner (no DAC override), so the mode is
+ * set only after the renames into the directory. */
+START_TEST(test_readonly_dir_restore)
+{
+	struct world w;
+	struct snap_result r;
+	struct stat st;
+	char *ro, *s;
+
+	world_new(&w, "readonly", 0755);
+	th_mkdir(w.ws, "ro", 0755);
+	th_writes(w.ws, "ro/f", "snapshot-version\n");
+	th_chown_r(w.ws, NOBODY, NOBODY);
+	ck_assert(asprintf(&ro, "%s/ro", w.ws) > 0);
+	ck_assert_int_eq(chmod(ro, 0555), 0);
+	ck_assert_int_eq(snap_run(w.s, SNAP_OP_CREATE, &w.p, &r), 0);
+	memcpy(w.id, r.snaps[0].id, sizeof(w.id));
+	snap_result_free(&r);
+	/* The agent opens it up and edits. */
+	ck_assert_int_eq(chmod(ro, 0755), 0);
+	th_writes(w.ws, "ro/f", "agent-version\n");
+	th_writes(w.ws, "ro/g", "new");
+	th_chown_r(w.ws, NOBODY, NOBODY);
+	w.p.snapshot = w.id;
+	ck_assert_int_eq(snap_run(w.s, SNAP_OP_RESTORE, &w.p, &r), 0);
+	snap_result_free(&r);
+	s = th_read(w.ws, "ro/f", NULL);
+	ck_assert_str_eq(s, "snapshot-version\n");
+	free(s);
+	ck_assert_ptr_null(th_read(w.ws, "ro/g", NULL));
+	ck_assert_int_eq(stat(ro, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0555);
+	ck_assert_int_eq(chmod(ro, 0755), 0); /* so teardown can remove it */
+	free(ro);
+	world_free(&w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snap-attack");
@@ -263,6 +302,7 @@ int main(void)
 	tcase_add_test(tc, test_swap_during_restore_root_decoy);
 	tcase_add_test(tc, test_swap_during_restore_open_decoy);
 	tcase_add_test(tc, test_swap_file_for_symlink);
+	tcase_add_test(tc, test_readonly_dir_restore);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
