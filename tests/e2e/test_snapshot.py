@@ -11,11 +11,9 @@ outside the workspace) is never written through, with the control case.
 The daemon answers daemon.status while a 200 MB snapshot runs, and sends
 snapshot.progress meanwhile. nonoctl snapshot * with and without --json."""
 import ctypes
-import grp
 import json
 import os
 import pty
-import pwd
 import select
 import shutil
 import socket
@@ -28,8 +26,8 @@ import unittest
 
 import nonotest
 from nonotest import Daemon, NONOCTL, RpcError
+from users import as_user, ensure_group, ensure_user
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 T0 = 1_600_000_000_123_456_789  # an mtime in ns, far from "now"
 
 
@@ -115,17 +113,6 @@ def nonoctl(d, *args, cwd=None, env=None, timeout=120):
     e.update(env or {})
     return subprocess.run([NONOCTL, *args], cwd=cwd, env=e, timeout=timeout,
                           capture_output=True)
-
-
-def ensure_user(name, groups=()):
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", name], check=True)
-    for g in groups:
-        subprocess.run(["usermod", "-a", "-G", g, name], check=True)
-    return pwd.getpwnam(name)
 
 
 def populate(ws):
@@ -591,31 +578,12 @@ class HostileDaemonTest(unittest.TestCase):
 
 # ---- system mode as root: ownership and the symlink swap ----
 
-CLIENT = r"""
-import json, sys
-sys.path.insert(0, %(here)r)
-from nonotest import RawClient, RpcError
-c = RawClient(%(sock)r, 120); c.hello()
-out = {}
-def attempt(name, fn):
-    try:
-        out[name] = fn()
-    except RpcError as e:
-        out[name] = {"error": e.kind, "field": e.field, "detail": e.detail}
-%(body)s
-print(json.dumps(out))
-"""
-
-
 class SnapshotSystemTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if os.geteuid() != 0:
             raise unittest.SkipTest("system mode and other users need root")
-        try:
-            grp.getgrnam("nono")
-        except KeyError:
-            subprocess.run(["groupadd", "--system", "nono"], check=True)
+        ensure_group("nono")
         cls.a = ensure_user("nono-e2e-a", ["nono"])
         cls.b = ensure_user("nono-e2e-b", ["nono"])
         cls.d = Daemon(mode="--system")
@@ -640,13 +608,7 @@ class SnapshotSystemTest(unittest.TestCase):
         return p
 
     def as_user(self, user, body):
-        code = CLIENT % {"here": HERE, "sock": self.d.socket, "body": body}
-        r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                            "--init-groups", sys.executable, "-c", code],
-                           capture_output=True, timeout=300, env={"PATH": os.environ["PATH"]},
-                           cwd="/")
-        self.assertEqual(r.returncode, 0, r.stderr.decode() + self.d.logtext()[-3000:])
-        return json.loads(r.stdout.decode().splitlines()[-1])
+        return as_user(self, self.d, user, body, timeout=300)
 
     def chown_tree(self, root, user):
         for dp, dns, fns in os.walk(root):
