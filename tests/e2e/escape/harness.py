@@ -17,7 +17,6 @@ import base64
 import grp
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -28,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from nonotest import Daemon, RawClient  # noqa: E402
+from users import ensure_user  # noqa: E402
 
 TEST_USER = "nono-e2e-esc"
 CANARY_ENV = "NONO_ESCAPE_CANARY"
@@ -55,17 +55,6 @@ while True:
         for fd in fds:
             os.close(fd)
 """
-
-
-def ensure_user(name, groups=()):
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        name], check=True)
-    for g in groups:
-        subprocess.run(["usermod", "-a", "-G", g, name], check=True)
-    return pwd.getpwnam(name)
 
 
 class RelayClient(RawClient):
