@@ -11,13 +11,17 @@
 #include <limits.h>
 #include <linux/sched.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -198,26 +202,186 @@ static void __attribute__((noreturn)) child_main(const struct child_args *a)
 
 /* ---- the daemon side ------------------------------------------------------ */
 
-/* fork, or clone3 straight into the session's cgroup. */
-static pid_t spawn_clone(int cgroup_fd, bool *joined)
+/*
+ * The child shares the daemon's address space on a stack of its own
+ * (CLONE_VM) while the daemon's loop thread waits (CLONE_VFORK) until it has
+ * exec'd or exited, as posix_spawn() does: no page tables of a large daemon
+ * to copy, no copy-on-write faults after. The child only reads its
+ * arguments, writes its own stack and makes raw syscalls (sandbox.h); all
+ * signals stay blocked until it has reset every handler, so none of the
+ * daemon's runs on the shared memory. One stack serves every spawn: only
+ * the loop thread spawns, and it is suspended until the child is done.
+ */
+#define SPAWN_STACK_SIZE (256 * 1024)
+
+static char *spawn_stack(void)
 {
-	*joined = false;
+	static char *stack;
+
+	if (stack == NULL) {
+		char *m = mmap(NULL, SPAWN_STACK_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+
+		if (m == MAP_FAILED)
+			return NULL;
+		/* A guard page below: an overflow faults instead of writing the heap. */
+		if (mprotect(m, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE) < 0) {
+			munmap(m, SPAWN_STACK_SIZE);
+			return NULL;
+		}
+		stack = m;
+	}
+	return stack;
+}
+
+static int spawn_child_fn(void *arg)
+{
+	child_main(arg);
+}
+
+/*
+ * clone3 with a new stack returns into the child on that stack, so the
+ * child may not return through C frames: it calls child_main() (which
+ * never returns) straight from the instruction after the syscall, as
+ * glibc's own clone3 wrapper does. Arches without this fall back to fork
+ * semantics (a copy of the daemon) when they need CLONE_INTO_CGROUP.
+ */
+#if defined(__x86_64__)
+#define SPAWN_HAVE_CLONE3_VM 1
+static long spawn_clone3_vm(struct clone_args *args, struct child_args *ca)
+{
+	long ret;
+
+	__asm__ volatile(
+		"syscall\n\t"
+		"test %%rax, %%rax\n\t"
+		"jnz 1f\n\t"
+		"mov %[ca], %%rdi\n\t"
+		"mov %[fn], %%rax\n\t"
+		"xor %%ebp, %%ebp\n\t" /* after: the compiler may have put fn or ca there */
+		"and $-16, %%rsp\n\t"
+		"call *%%rax\n\t"
+		"ud2\n"
+		"1:"
+		: "=a"(ret)
+		: "0"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)),
+		  [fn] "r"(spawn_child_fn), [ca] "r"(ca)
+		: "rcx", "r11", "memory", "cc");
+	return ret;
+}
+#elif defined(__aarch64__)
+#define SPAWN_HAVE_CLONE3_VM 1
+static long spawn_clone3_vm(struct clone_args *args, struct child_args *ca)
+{
+	register long x8 __asm__("x8") = SYS_clone3;
+	register long x0 __asm__("x0") = (long)args;
+	register long x1 __asm__("x1") = (long)sizeof(*args);
+
+	__asm__ volatile(
+		"svc #0\n\t"
+		"cbnz x0, 1f\n\t"
+		"mov x0, %[ca]\n\t"
+		"mov x16, %[fn]\n\t"
+		"mov x29, xzr\n\t"
+		"blr x16\n\t"
+		"brk #0\n"
+		"1:"
+		: "+r"(x0)
+		: "r"(x8), "r"(x1), [fn] "r"(spawn_child_fn), [ca] "r"(ca)
+		: "x16", "x30", "memory", "cc");
+	return x0;
+}
+#endif
+
+/*
+ * A worker's credential change sets the dumpable flag of the memory it
+ * shares with nonod to fs.suid_dumpable until its execve. 0 and 2 keep
+ * other processes of the user out (ptrace needs CAP_SYS_PTRACE); 1 (the
+ * documented insecure debug setting) would let them into nonod's memory
+ * for that moment, so there the worker gets a copy instead.
+ */
+static bool spawn_may_share_mm(void)
+{
+	static int fd = -2;
+	char c = '1';
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* Sanitizer runtimes keep locks and per-thread state in the memory a
+	 * CLONE_VM child would share (a nonod hang in pthread_create was seen
+	 * once): test builds take the copy, which cannot wedge them. */
+	return false;
+#endif
+
+	if (fd == -2)
+		fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &c, 1, 0) != 1)
+		return false;
+	return c != '1';
+}
+
+/* clone3 straight into the session's cgroup where there is one. */
+static pid_t spawn_clone(int cgroup_fd, struct child_args *ca)
+{
+	char *stack = spawn_stack();
+	unsigned long share = spawn_may_share_mm() ? CLONE_VM | CLONE_VFORK : 0;
+	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	sigset_t all, old;
+	pid_t pid = -1;
+	int e;
+
+	if (stack == NULL)
+		return -1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+#ifdef SPAWN_HAVE_CLONE3_VM
+	{
+		struct clone_args args = {
+			.flags = share | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+			.exit_signal = SIGCHLD,
+			.stack = (uint64_t)(uintptr_t)stack,
+			.stack_size = SPAWN_STACK_SIZE,
+			.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
+		};
+		long r = spawn_clone3_vm(&args, ca);
+
+		if (r < 0 && r != -ENOSYS && r != -E2BIG && r != -EINVAL) {
+			errno = (int)-r;
+			goto out;
+		}
+		if (r > 0) {
+			pid = (pid_t)r;
+			goto out;
+		}
+	}
+#else
 	if (cgroup_fd >= 0) {
 		struct clone_args args = {
 			.flags = CLONE_INTO_CGROUP,
 			.exit_signal = SIGCHLD,
 			.cgroup = (uint64_t)cgroup_fd,
 		};
-		long pid = syscall(SYS_clone3, &args, sizeof(args));
+		long r = syscall(SYS_clone3, &args, sizeof(args));
 
-		if (pid >= 0) {
-			*joined = true;
-			return (pid_t)pid;
+		if (r == 0)
+			child_main(ca);
+		if (r > 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL)) {
+			pid = (pid_t)r;
+			goto out;
 		}
-		if (errno != ENOSYS && errno != E2BIG && errno != EINVAL)
-			return -1;
 	}
-	return fork();
+#endif
+	/* No clone3 (or no CLONE_INTO_CGROUP): the child joins by writing cgroup.procs. */
+	ca->cgroup_fd = cgroup_fd;
+	pid = clone(spawn_child_fn, stack + SPAWN_STACK_SIZE, (int)share | SIGCHLD, ca);
+out:
+	e = errno;
+	/* What the worker's uid change did to the shared flag: nonod's own
+	 * stays as the vault set it (not dumpable). */
+	if (share && dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return pid;
 }
 
 struct spawn_ctx {
@@ -586,7 +750,6 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 	struct child_args ca;
 	int child_stdio[3] = { -1, -1, -1 }, master = -1, errp[2] = { -1, -1 }, cgroup_fd = -1;
 	char why[512];
-	bool joined;
 	pid_t pid;
 	int rc;
 
@@ -668,12 +831,7 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 		.stdio = { child_stdio[0], child_stdio[1], child_stdio[2] },
 		.pty = s->stdio == SESSION_STDIO_PTY, .errfd = errp[1], .cgroup_fd = -1,
 	};
-	pid = spawn_clone(cgroup_fd, &joined);
-	if (pid == 0) {
-		if (!joined)
-			ca.cgroup_fd = cgroup_fd;
-		child_main(&ca);
-	}
+	pid = spawn_clone(cgroup_fd, &ca);
 	if (pid < 0) {
 		rc = rpc_error_set(err, NONO_E_LIMIT_EXCEEDED, "", "fork: %s", strerror(errno));
 		goto fail;

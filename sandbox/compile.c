@@ -91,14 +91,15 @@ static int compile_check_landlock(const struct sandbox_spec *spec, int abi,
 	return 0;
 }
 
-static int compile_landlock(const struct sandbox_spec *spec, const struct sandbox_features *f,
-			    struct sandbox_compiled *c, char *errbuf, size_t errlen)
+static int compile_landlock(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+			    const struct sandbox_features *f, struct sandbox_compiled *c,
+			    char *errbuf, size_t errlen)
 {
-	int rc = compile_check_landlock(spec, f->landlock_abi, &c->report, errbuf, errlen);
+	int rc;
 
-	if (rc < 0 || f->landlock_abi < 1)
-		return rc;
-	rc = sandbox_fs_compile(spec, f->landlock_abi, &c->ruleset_fd, &c->verify_fd,
+	if (f->landlock_abi < 1)
+		return 0;
+	rc = sandbox_fs_compile(spec, paths, f->landlock_abi, &c->ruleset_fd, &c->verify_fd,
 				&c->report, errbuf, errlen);
 	if (rc == 0 && c->verify_fd < 0)
 		sandbox_report_add(&c->report, "landlock.verify", false,
@@ -239,6 +240,7 @@ int sandbox_compile(const struct sandbox_spec *spec, struct sandbox_compiled **o
 int sandbox_compile_with(const struct sandbox_spec *spec, const struct sandbox_features *f,
 			 struct sandbox_compiled **out, char *errbuf, size_t errlen)
 {
+	struct sandbox_paths paths = { 0 };
 	struct sandbox_compiled *c;
 	int rc;
 
@@ -261,13 +263,17 @@ int sandbox_compile_with(const struct sandbox_spec *spec, const struct sandbox_f
 	sandbox_report_add(&c->report, "no_new_privs", f->no_new_privs, "setuid/file caps inert");
 	rc = compile_network(spec, c, errbuf, errlen);
 	if (rc == 0)
-		rc = compile_landlock(spec, f, c, errbuf, errlen);
+		rc = compile_check_landlock(spec, f->landlock_abi, &c->report, errbuf, errlen);
+	if (rc == 0)
+		rc = sandbox_paths_resolve(spec, &paths, &c->report, errbuf, errlen);
+	if (rc == 0)
+		rc = compile_landlock(spec, &paths, f, c, errbuf, errlen);
 	if (rc == 0)
 		rc = compile_seccomp(spec, f, c, errbuf, errlen);
 	if (rc == 0)
 		rc = compile_creds(spec, c, errbuf, errlen);
 	if (rc == 0)
-		rc = sandbox_mounts_compile(spec, c, errbuf, errlen);
+		rc = sandbox_mounts_compile(spec, &paths, c, errbuf, errlen);
 	if (rc == 0 && spec->cwd) {
 		if (spec->cwd[0] != '/')
 			rc = sandbox_err(errbuf, errlen, -EINVAL, "cwd %s: not absolute", spec->cwd);
@@ -276,6 +282,7 @@ int sandbox_compile_with(const struct sandbox_spec *spec, const struct sandbox_f
 	}
 	if (rc == 0)
 		rc = sandbox_env_build(&spec->env, &c->envp, errbuf, errlen);
+	sandbox_paths_release(&paths);
 	if (rc < 0)
 		goto fail;
 	compile_limits(spec, c);

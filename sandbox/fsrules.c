@@ -22,8 +22,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -107,84 +105,6 @@ static bool path_strictly_within(const char *p, const char *dir)
 	return path_within(p, dir) && strcmp(p, dir) != 0;
 }
 
-/*
- * Resolves an absolute path: realpath() of its longest existing prefix plus
- * the missing components (which may not be "." or ".."). *exists says
- * whether the whole path exists.
- */
-/*
- * Symlinks into /proc/self resolve to the compiling process, not the worker:
- * a rule there would grant the worker this process's fds and files.
- */
-static bool path_is_own_proc(const char *p)
-{
-	char own[32];
-
-	snprintf(own, sizeof(own), "/proc/%ld", (long)getpid());
-	return path_within(p, own) || path_within(p, "/proc/self") ||
-	       path_within(p, "/proc/thread-self");
-}
-
-/* Does resolving p cross a magic link (/proc/PID/fd/N, exe, cwd, root)? */
-static bool path_crosses_magic_link(const char *p)
-{
-	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS };
-	int fd = (int)syscall(SYS_openat2, AT_FDCWD, p, &how, sizeof(how));
-
-	if (fd >= 0) {
-		close(fd);
-		return false;
-	}
-	return errno == ELOOP;
-}
-
-static int path_resolve(const char *in, char out[PATH_MAX], bool *exists)
-{
-	char buf[PATH_MAX], tmp[PATH_MAX];
-	size_t cut;
-
-	if (!in || in[0] != '/')
-		return -EINVAL;
-	if (strlen(in) >= PATH_MAX)
-		return -ENAMETOOLONG;
-	*exists = realpath(in, out) != NULL;
-	if (*exists)
-		return path_is_own_proc(out) || path_is_own_proc(in) ||
-				       path_crosses_magic_link(in) ? -EXDEV : 0;
-	if (errno != ENOENT)
-		return -errno;
-	memcpy(buf, in, strlen(in) + 1);
-	for (;;) {
-		char *slash = strrchr(buf, '/');
-		const char *rest;
-
-		if (!slash)
-			return -ENOENT;
-		cut = (size_t)(slash - buf);
-		*slash = '\0';
-		if (realpath(cut ? buf : "/", tmp) == NULL) {
-			if (errno != ENOENT)
-				return -errno;
-			continue;
-		}
-		rest = in + cut;  /* "/missing/components" */
-		for (const char *c = rest; *c; ) {
-			size_t len;
-
-			while (*c == '/')
-				c++;
-			len = strcspn(c, "/");
-			if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
-				return -EINVAL;
-			c += len;
-		}
-		if (snprintf(out, PATH_MAX, "%s%s", strcmp(tmp, "/") == 0 ? "" : tmp, rest) >=
-		    PATH_MAX)
-			return -ENAMETOOLONG;
-		return 0;
-	}
-}
-
 static int fs_split(struct fs_ctx *x, int dirfd, const char *dirpath, __u64 access,
 		    const char *const *denies, size_t nd);
 
@@ -266,10 +186,11 @@ static int fs_split(struct fs_ctx *x, int dirfd, const char *dirpath, __u64 acce
 }
 
 /* One allowed path: a plain rule, or a carve-out walk when denies lie beneath. */
-static int fs_allow(struct fs_ctx *x, const char *path, __u64 access,
-		    char (*res)[PATH_MAX], const struct sandbox_spec *spec,
+static int fs_allow(struct fs_ctx *x, const struct sandbox_path_res *pr, __u64 access,
+		    const struct sandbox_paths *paths, const struct sandbox_spec *spec,
 		    struct sandbox_report *report)
 {
+	const char *path = pr->path;
 	const char **denies;
 	size_t nd = 0;
 	int fd, rc;
@@ -278,65 +199,44 @@ static int fs_allow(struct fs_ctx *x, const char *path, __u64 access,
 	if (!denies)
 		return sandbox_err(x->errbuf, x->errlen, -ENOMEM, "landlock");
 	for (size_t j = 0; j < spec->npaths; j++) {
-		if (spec->paths[j].access != SANDBOX_DENY || !res[j][0])
+		const char *d = paths->r[j].path;
+
+		if (spec->paths[j].access != SANDBOX_DENY || !d[0])
 			continue;
-		if (strcmp(res[j], path) == 0) {
+		if (strcmp(d, path) == 0) {
 			sandbox_report_add(report, "landlock.deny", true,
 					   "%s is both allowed and denied: denied", path);
 			free(denies);
 			return 0;
 		}
-		if (path_strictly_within(res[j], path))
-			denies[nd++] = res[j];
+		if (path_strictly_within(d, path))
+			denies[nd++] = d;
 	}
-	fd = open(path, O_PATH | O_CLOEXEC);
+	/* The inode resolved in paths.c; reopened only past the fds it keeps. */
+	fd = pr->fd >= 0 ? pr->fd : open(path, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		rc = sandbox_err(x->errbuf, x->errlen, -errno, "open %s", path);
 	else if (nd == 0)
 		rc = fs_add(x, fd, path, access);
 	else
 		rc = fs_split(x, fd, path, access, denies, nd);
-	if (fd >= 0)
+	if (fd >= 0 && fd != pr->fd)
 		close(fd);
 	free(denies);
 	return rc;
 }
 
-static int fs_paths(struct fs_ctx *x, const struct sandbox_spec *spec, char (*res)[PATH_MAX],
-		    struct sandbox_report *report)
+static int fs_paths(struct fs_ctx *x, const struct sandbox_spec *spec,
+		    const struct sandbox_paths *paths, struct sandbox_report *report)
 {
 	for (size_t i = 0; i < spec->npaths; i++) {
-		const struct sandbox_path_rule *r = &spec->paths[i];
-		bool exists = false;
 		int rc;
 
-		if (r->access != SANDBOX_READ && r->access != SANDBOX_WRITE &&
-		    r->access != SANDBOX_DENY)
-			return sandbox_err(x->errbuf, x->errlen, -EINVAL,
-					   "path rule %zu: bad access level", i);
-		rc = path_resolve(r->path, res[i], &exists);
-		if (rc == -EXDEV)
-			return sandbox_err(x->errbuf, x->errlen, -EINVAL,
-					   "%s resolves into /proc/self of the process compiling the "
-					   "sandbox, not the worker's: name the real path", r->path);
-		if (rc < 0)
-			return sandbox_err(x->errbuf, x->errlen, rc, "path rule %zu (%s)", i,
-					   r->path ? r->path : "(null)");
-		if (exists || r->access == SANDBOX_DENY)
+		if (spec->paths[i].access == SANDBOX_DENY || !paths->r[i].path[0])
 			continue;
-		if (!(r->flags & SANDBOX_PATH_OPTIONAL))
-			return sandbox_err(x->errbuf, x->errlen, -ENOENT, "open %s", r->path);
-		sandbox_report_add(report, "landlock.optional_path", false,
-				   "%s does not exist: skipped", r->path);
-		res[i][0] = '\0';
-	}
-	for (size_t i = 0; i < spec->npaths; i++) {
-		int rc;
-
-		if (spec->paths[i].access == SANDBOX_DENY || !res[i][0])
-			continue;
-		rc = fs_allow(x, res[i], spec->paths[i].access == SANDBOX_WRITE ? LL_WRITE : LL_READ,
-			      res, spec, report);
+		rc = fs_allow(x, &paths->r[i],
+			      spec->paths[i].access == SANDBOX_WRITE ? LL_WRITE : LL_READ,
+			      paths, spec, report);
 		if (rc < 0)
 			return rc;
 	}
@@ -363,7 +263,7 @@ static int fs_ports(struct fs_ctx *x, const struct sandbox_spec *spec)
 }
 
 /* A directory no rule covers, opened O_PATH: the child checks it is denied. */
-static int fs_verify_fd(const struct sandbox_spec *spec, char (*res)[PATH_MAX])
+static int fs_verify_fd(const struct sandbox_spec *spec, const struct sandbox_paths *paths)
 {
 	static const char *const candidates[] = {
 		"/", "/proc", "/sys", "/dev", "/boot", "/root", "/var", "/etc", "/usr", "/home",
@@ -373,21 +273,20 @@ static int fs_verify_fd(const struct sandbox_spec *spec, char (*res)[PATH_MAX])
 		bool covered = false;
 
 		for (size_t i = 0; i < spec->npaths && !covered; i++)
-			covered = spec->paths[i].access != SANDBOX_DENY && res[i][0] &&
-				  path_within(candidates[c], res[i]);
+			covered = spec->paths[i].access != SANDBOX_DENY && paths->r[i].path[0] &&
+				  path_within(candidates[c], paths->r[i].path);
 		if (!covered)
 			return open(candidates[c], O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
 	return -1;
 }
 
-int sandbox_fs_compile(const struct sandbox_spec *spec, int abi, int *ruleset_fd,
-		       int *verify_fd, struct sandbox_report *report, char *errbuf,
-		       size_t errlen)
+int sandbox_fs_compile(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+		       int abi, int *ruleset_fd, int *verify_fd, struct sandbox_report *report,
+		       char *errbuf, size_t errlen)
 {
 	struct sandbox_ll_ruleset_attr attr = { 0 };
 	struct fs_ctx x = { .ruleset_fd = -1, .errbuf = errbuf, .errlen = errlen };
-	char (*res)[PATH_MAX] = NULL;
 	size_t attr_size = 8;
 	int rc;
 
@@ -404,28 +303,22 @@ int sandbox_fs_compile(const struct sandbox_spec *spec, int abi, int *ruleset_fd
 		attr.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
 		attr_size = 24;
 	}
-	if (spec->npaths > 0) {
-		res = calloc(spec->npaths, sizeof(*res));
-		if (!res)
-			return sandbox_err(errbuf, errlen, -ENOMEM, "landlock");
-	}
 	x.ruleset_fd = sandbox_ll_create_ruleset(&attr, attr_size, 0);
 	if (x.ruleset_fd < 0) {
 		rc = sandbox_err(errbuf, errlen, -errno, "landlock_create_ruleset (ABI %d)", abi);
 		goto out;
 	}
-	rc = fs_paths(&x, spec, res, report);
+	rc = fs_paths(&x, spec, paths, report);
 	if (rc == 0 && abi >= 4)
 		rc = fs_ports(&x, spec);
 	if (rc < 0)
 		goto out;
-	*verify_fd = fs_verify_fd(spec, res);
+	*verify_fd = fs_verify_fd(spec, paths);
 	sandbox_report_add(report, "landlock.fs", true, "%zu path rules, ABI %d", x.nrules, abi);
 	*ruleset_fd = x.ruleset_fd;
 	x.ruleset_fd = -1;
 out:
 	if (x.ruleset_fd >= 0)
 		close(x.ruleset_fd);
-	free(res);
 	return rc;
 }

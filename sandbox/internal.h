@@ -7,8 +7,10 @@
 
 #include "sandbox.h"
 
+#include <limits.h>
 #include <linux/filter.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #define SANDBOX_MAX_GROUPS 256
 #define SANDBOX_MAX_RLIMITS 8
@@ -36,6 +38,7 @@ struct sandbox_compiled {
 	size_t ngroups;
 	bool mounts_ro;              /* private mount ns, read-only but rw_paths */
 	char **rw_paths;             /* owned, resolved WRITE paths */
+	bool rw_is_mount[SANDBOX_MAX_RW_MOUNTS]; /* bound back into a mask: no self-bind */
 	size_t nrw;
 	/* Directories hidden behind an empty tmpfs (sockets live there), and the
 	 * allowed paths inside each that are bound back: NULL-terminated, owned. */
@@ -61,19 +64,41 @@ int sandbox_err(char *errbuf, size_t errlen, int err, const char *fmt, ...)
 void sandbox_report_add(struct sandbox_report *r, const char *feature, bool enforced,
 			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* paths.c: one spec path rule, resolved. */
+struct sandbox_path_res {
+	char *path;                  /* owned; resolved, absolute; "" = optional and
+					missing; NULL only after a failed resolve */
+	int fd;                      /* O_PATH fd of path, or -1 (missing, a deny, or
+					beyond the fds kept open: reopen by path) */
+	bool exists;
+	mode_t mode;                 /* st_mode, when exists */
+};
+
+struct sandbox_paths {
+	size_t n;                    /* = spec->npaths */
+	struct sandbox_path_res *r;  /* owned; r[i] for spec->paths[i] */
+};
+
+/* Resolves every spec->paths[i] once (symlinks followed, in the caller's fs
+ * identity). Fails like the rules would: -ENOENT for a missing non-optional
+ * path, -EINVAL for one resolving into /proc/self. Release *p in any case. */
+int sandbox_paths_resolve(const struct sandbox_spec *spec, struct sandbox_paths *p,
+			  struct sandbox_report *report, char *errbuf, size_t errlen);
+void sandbox_paths_release(struct sandbox_paths *p);
+
 /*
  * fsrules.c: creates the ruleset (handled rights = all the ABI has, masked by
  * `abi`), adds the path rules with DENY carve-outs and the TCP port rules.
  * *ruleset_fd owned by the caller on success; *verify_fd (may be -1) too.
  */
-int sandbox_fs_compile(const struct sandbox_spec *spec, int abi, int *ruleset_fd,
-		       int *verify_fd, struct sandbox_report *report, char *errbuf,
-		       size_t errlen);
+int sandbox_fs_compile(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+		       int abi, int *ruleset_fd, int *verify_fd, struct sandbox_report *report,
+		       char *errbuf, size_t errlen);
 
-/* mounts.c: resolves the WRITE paths for the read-only mount namespace
- * (spec->readonly_mounts), checking the kernel and privilege for it. */
-int sandbox_mounts_compile(const struct sandbox_spec *spec, struct sandbox_compiled *c,
-			   char *errbuf, size_t errlen);
+/* mounts.c: plans the read-only mount namespace (spec->readonly_mounts)
+ * from the resolved paths, checking the kernel and privilege for it. */
+int sandbox_mounts_compile(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+			   struct sandbox_compiled *c, char *errbuf, size_t errlen);
 /* mounts.c, in the child: async-signal-safe. */
 int sandbox_mounts_enter(const struct sandbox_compiled *c);
 bool sandbox_mounts_verify(const struct sandbox_compiled *c);

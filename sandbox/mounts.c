@@ -46,18 +46,27 @@ static bool path_under(const char *p, const char *dir)
 	return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/');
 }
 
+/* A policy naming one path twice ($TMPDIR and the session's own rule) gets
+ * one mount for it, not two stacked. */
+static bool list_has(char *const *list, size_t n, const char *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], p) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Which of mask_dirs to hide, and which allowed paths to bind back in each.
  * A directory that a rule allows whole (itself or an ancestor) is not
  * hidden; one holding more allowed paths than we bind back is not either,
  * and the report says so.
  */
-static int mounts_compile_masks(const struct sandbox_spec *spec, struct sandbox_compiled *c,
-				char *errbuf, size_t errlen)
+static int mounts_compile_masks(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+				struct sandbox_compiled *c, char *errbuf, size_t errlen)
 {
 	size_t nmask = 0, hidden = 0;
-	char dir[PATH_MAX], res[PATH_MAX];
-	struct stat st;
+	char dir[PATH_MAX];
 
 	for (size_t m = 0; m < sizeof(mask_dirs) / sizeof(mask_dirs[0]); m++) {
 		char **keep;
@@ -73,20 +82,22 @@ static int mounts_compile_masks(const struct sandbox_spec *spec, struct sandbox_
 		if (keep == NULL)
 			return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
 		for (size_t i = 0; i < spec->npaths && !whole; i++) {
-			const struct sandbox_path_rule *r = &spec->paths[i];
+			const struct sandbox_path_res *r = &paths->r[i];
 
-			if (r->access == SANDBOX_DENY || realpath(r->path, res) == NULL)
+			if (spec->paths[i].access == SANDBOX_DENY || !r->exists)
 				continue;
-			if (path_under(dir, res)) {
+			if (path_under(dir, r->path)) {
 				whole = true;
-			} else if (path_under(res, dir)) {
+			} else if (path_under(r->path, dir)) {
+				if (list_has(keep, nkeep, r->path))
+					continue;
 				if (nkeep == SANDBOX_MAX_MASK_KEEP) {
 					toomany = true;
 					break;
 				}
-				if (stat(res, &st) != 0 || (keep[nkeep] = strdup(res)) == NULL)
+				if ((keep[nkeep] = strdup(r->path)) == NULL)
 					continue;
-				c->mask_keep_dir[nmask][nkeep] = S_ISDIR(st.st_mode);
+				c->mask_keep_dir[nmask][nkeep] = S_ISDIR(r->mode);
 				nkeep++;
 			}
 		}
@@ -113,11 +124,11 @@ static int mounts_compile_masks(const struct sandbox_spec *spec, struct sandbox_
 	return 0;
 }
 
-int sandbox_mounts_compile(const struct sandbox_spec *spec, struct sandbox_compiled *c,
-			   char *errbuf, size_t errlen)
+int sandbox_mounts_compile(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+			   struct sandbox_compiled *c, char *errbuf, size_t errlen)
 {
 	const struct sandbox_features *f = sandbox_probe();
-	char res[PATH_MAX];
+	size_t ndev = 0;
 	int rc;
 
 	if (!spec->readonly_mounts) {
@@ -138,29 +149,48 @@ int sandbox_mounts_compile(const struct sandbox_spec *spec, struct sandbox_compi
 	if (!c->rw_paths)
 		return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
 	for (size_t i = 0; i < spec->npaths; i++) {
-		const struct sandbox_path_rule *r = &spec->paths[i];
+		const struct sandbox_path_res *r = &paths->r[i];
 
-		if (r->access != SANDBOX_WRITE)
+		if (spec->paths[i].access != SANDBOX_WRITE)
 			continue;
-		if (!realpath(r->path, res)) {
-			if (errno == ENOENT && (r->flags & SANDBOX_PATH_OPTIONAL))
-				continue;
-			return sandbox_err(errbuf, errlen, -errno, "mounts: %s", r->path);
+		if (!r->exists) /* optional and missing: paths.c refused the others */
+			continue;
+		/* Device nodes, fifos and sockets are opened for writing on a
+		 * read-only mount all the same (only regular files, directories
+		 * and links get EROFS); a writable bind would only let the worker
+		 * chmod/chown the node itself. */
+		if (S_ISCHR(r->mode) || S_ISBLK(r->mode) || S_ISFIFO(r->mode) || S_ISSOCK(r->mode)) {
+			ndev++;
+			continue;
 		}
+		if (list_has(c->rw_paths, c->nrw, r->path))
+			continue;
 		if (c->nrw >= SANDBOX_MAX_RW_MOUNTS)
 			return sandbox_err(errbuf, errlen, -E2BIG, "mounts: more than %d WRITE paths",
 					   SANDBOX_MAX_RW_MOUNTS);
-		c->rw_paths[c->nrw] = strdup(res);
+		c->rw_paths[c->nrw] = strdup(r->path);
 		if (!c->rw_paths[c->nrw])
 			return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
 		c->nrw++;
 	}
-	if (spec->hide_shared_dirs && (rc = mounts_compile_masks(spec, c, errbuf, errlen)) < 0)
+	if (spec->hide_shared_dirs &&
+	    (rc = mounts_compile_masks(spec, paths, c, errbuf, errlen)) < 0)
 		return rc;
+	/* One bound back into a hidden directory is a mount of its own already. */
+	for (size_t m = 0; c->masks[m] != NULL; m++) {
+		size_t nkeep = 0;
+
+		while (c->mask_keep[m][nkeep] != NULL)
+			nkeep++;
+		for (size_t i = 0; i < c->nrw; i++)
+			if (list_has(c->mask_keep[m], nkeep, c->rw_paths[i]))
+				c->rw_is_mount[i] = true;
+	}
 	c->mounts_ro = true;
 	sandbox_report_add(&c->report, "metadata", true,
-			   "private mount namespace: read-only and nosuid except %zu WRITE paths",
-			   c->nrw);
+			   "private mount namespace: read-only and nosuid except %zu WRITE paths "
+			   "(%zu device nodes among them stay writable as devices, not as inodes)",
+			   c->nrw, ndev);
 	return 0;
 }
 
@@ -242,7 +272,8 @@ int sandbox_mounts_enter(const struct sandbox_compiled *c)
 			return rc;
 	}
 	for (size_t i = 0; i < c->nrw; i++)
-		if (syscall(SYS_mount, c->rw_paths[i], c->rw_paths[i], NULL, MS_BIND | MS_REC,
+		if (!c->rw_is_mount[i] &&
+		    syscall(SYS_mount, c->rw_paths[i], c->rw_paths[i], NULL, MS_BIND | MS_REC,
 			    NULL) != 0)
 			return -errno;
 	if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) != 0)

@@ -286,6 +286,13 @@ int main(int argc, char **argv)
 	if (getenv("NONO_BENCH_WORKSPACE") != NULL)
 		workspace = getenv("NONO_BENCH_WORKSPACE");
 	for (int k = 0; k < 5; k++) {
+		/* NONO_BENCH_KINDS=1,2 runs only those rows (for profiling one of them). */
+		const char *only = getenv("NONO_BENCH_KINDS");
+
+		if (only != NULL && strchr(only, '0' + k) == NULL) {
+			have[k] = false;
+			continue;
+		}
 		have[k] = latency((enum kind)k, iters, &lat[k]) == 0;
 		if (!have[k]) {
 			fprintf(stderr, "%s: not available here, skipped\n", kind_names[k]);
@@ -300,12 +307,13 @@ int main(int argc, char **argv)
 		if (!have[k])
 			continue;
 		printf("%-24s %10.2f %10.2f %12.0f %12.0f %10.2f\n", kind_names[k], lat[k].median,
-		       lat[k].p99, tput[k][0], tput[k][1], lat[k].median / lat[K_PLAIN].median);
+		       lat[k].p99, tput[k][0], tput[k][1],
+		       have[K_PLAIN] ? lat[k].median / lat[K_PLAIN].median : 0.0);
 	}
 	printf("\ntargets: session median <= 1.5x plain (with and without netns); >= 5x faster than "
 	       "bwrap; sessions/s >= 0.7x plain\n");
 	for (int k = K_NONO; k <= K_NONO_NET; k++) {
-		if (!have[k])
+		if (!have[k] || !have[K_PLAIN])
 			continue;
 		printf("%s: median %.2fx plain (target <= 1.5)", kind_names[k],
 		       lat[k].median / lat[K_PLAIN].median);

@@ -311,6 +311,51 @@ START_TEST(test_readonly_mounts)
 }
 END_TEST
 
+/* chmod to the mode it already has: exercises the permission, changes nothing. */
+static int a_chmod_same(void *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return errno;
+	return chmod(path, st.st_mode & 07777) == 0 ? 0 : errno;
+}
+
+static int a_write_devnull(void *arg)
+{
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	(void)arg;
+	if (fd < 0)
+		return errno;
+	if (write(fd, "x", 1) != 1) {
+		close(fd);
+		return errno ? errno : EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * A WRITE device node (/dev/null) gets no writable bind mount: writing to
+ * a device works on a read-only mount all the same, and the node's own
+ * metadata stays read-only. Runs as uid 0 without capabilities (the owner
+ * of /dev/null), so only the mount can refuse the chmod.
+ */
+START_TEST(test_readonly_mounts_devices)
+{
+	struct harness_spec hs;
+
+	harness_spec_init(&hs);
+	hs.spec.creds.set = false;
+	/* control: the owner may chmod it under Landlock alone */
+	ck_assert_int_eq(harness_run(&hs, a_chmod_same, "/dev/null"), 0);
+	hs.spec.readonly_mounts = true;
+	ck_assert_int_eq(harness_run(&hs, a_write_devnull, NULL), 0);
+	ck_assert_int_eq(harness_run(&hs, a_chmod_same, "/dev/null"), EROFS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sandbox_creds");
@@ -334,8 +379,10 @@ int main(void)
 	tcase_add_test(tc, test_nproc_bomb);
 	tcase_add_test(tc, test_fsize_core);
 	tcase_add_test(tc, test_env_scrubbed);
-	if (sandbox_probe()->mountns)
+	if (sandbox_probe()->mountns) {
 		tcase_add_test(tc, test_readonly_mounts);
+		tcase_add_test(tc, test_readonly_mounts_devices);
+	}
 	else
 		fprintf(stderr, "not run: test_readonly_mounts (no mount namespaces)\n");
 	suite_add_tcase(s, tc);

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int try_symlink_read(void *arg)
@@ -199,6 +201,78 @@ START_TEST(test_deny_regrant)
 }
 END_TEST
 
+/*
+ * A rule names the inode that was resolved when the sandbox was compiled
+ * (sandbox/paths.c keeps it open for landlock_add_rule): replacing the
+ * allowed directory with a symlink to the outside between compile and
+ * enter grants nothing there. Control: the moved original stays readable.
+ */
+START_TEST(test_rule_binds_resolved_inode)
+{
+	struct harness_spec hs;
+	struct sandbox_compiled *c = NULL;
+	enum sandbox_step step;
+	char dir[256], moved[256], file[PATH_MAX], err[256];
+	int st, fd;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/swap", H.root);
+	snprintf(moved, sizeof(moved), "%s/swap.old", H.root);
+	snprintf(file, sizeof(file), "%s/target", dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	harness_spec_init(&hs);
+	harness_spec_add(&hs, dir, SANDBOX_READ);
+	ck_assert_msg(sandbox_compile(&hs.spec, &c, err, sizeof(err)) == 0, "%s", err);
+	/* the swap: the allowed name now leads to the outside dir */
+	ck_assert_int_eq(rename(dir, moved), 0);
+	ck_assert_int_eq(symlink(H.outside, dir), 0);
+	/* control: without the sandbox the name reaches the outside file */
+	ck_assert_int_eq(harness_run_plain(try_read, file), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char again[PATH_MAX];
+		int a, b;
+
+		if (sandbox_enter(c, &step) != 0)
+			_exit(100 + (int)step);
+		snprintf(again, sizeof(again), "%s/target", moved);
+		a = try_read(file);       /* outside/target through the swapped name */
+		b = try_read(again);      /* the inode the rule was made for */
+		_exit(a == EACCES && b == 0 ? 0 : a == 0 ? 1 : 2);
+	}
+	sandbox_compiled_free(c);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	unlink(dir);
+	unlink(hp(moved, "target"));
+	rmdir(moved);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+}
+END_TEST
+
+/* A rule path with a symlink component is granted at its target (one
+ * kernel walk in sandbox/paths.c, named through /proc/self/fd). */
+START_TEST(test_rule_through_symlink)
+{
+	struct harness_spec hs;
+	char link[PATH_MAX];
+
+	snprintf(link, sizeof(link), "%s/ro-link", H.root);
+	ck_assert_int_eq(symlink(H.ro, link), 0);
+	harness_spec_init(&hs);
+	for (size_t i = 0; i < hs.spec.npaths; i++)
+		if (strcmp(hs.rules[i].path, H.ro) == 0)
+			hs.rules[i].path = link;
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ro, "file")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(link, "file")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, H.secret), EACCES);
+	unlink(link);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sandbox_fs");
@@ -221,6 +295,8 @@ int main(void)
 	tcase_add_test(tc, test_link_rename);
 	tcase_add_test(tc, test_deny_carveout);
 	tcase_add_test(tc, test_deny_regrant);
+	tcase_add_test(tc, test_rule_binds_resolved_inode);
+	tcase_add_test(tc, test_rule_through_symlink);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
