@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -73,31 +74,65 @@ static int write_session_file(const struct session *s, const char *name, const c
 	return 0;
 }
 
+/*
+ * The system roots, read once and again only when the file changes (every
+ * session needs them, and re-reading ~200 KB per start showed in the
+ * benchmark). NULL with *len 0 when they cannot be read.
+ */
+static const char *system_roots(size_t *len)
+{
+	static char *roots;
+	static size_t rlen;
+	static struct stat seen;
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd;
+
+	*len = 0;
+	if (stat(SYSTEM_CA_BUNDLE, &st) < 0) {
+		log_warn("%s: the worker's CA bundle has nonod's CA only", SYSTEM_CA_BUNDLE);
+		return NULL;
+	}
+	if (roots != NULL && st.st_dev == seen.st_dev && st.st_ino == seen.st_ino &&
+	    st.st_size == seen.st_size && st.st_mtim.tv_sec == seen.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == seen.st_mtim.tv_nsec) {
+		*len = rlen;
+		return roots;
+	}
+	fd = open(SYSTEM_CA_BUNDLE, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size > 16 << 20 ||
+	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		log_warn("%s: the worker's CA bundle has nonod's CA only", SYSTEM_CA_BUNDLE);
+		return NULL;
+	}
+	n = read(fd, buf, (size_t)st.st_size);
+	close(fd);
+	if (n != (ssize_t)st.st_size) {
+		free(buf);
+		log_warnx("%s: short read; the worker's CA bundle has nonod's CA only",
+			  SYSTEM_CA_BUNDLE);
+		return NULL;
+	}
+	free(roots);
+	roots = buf;
+	rlen = (size_t)n;
+	seen = st;
+	*len = rlen;
+	return roots;
+}
+
 /* The system roots plus nonod's CA: tools that trust the bundle trust interception. */
 static int write_ca_files(const struct session *s, struct session_proxy_env *env)
 {
 	const char *ca = proxy_ca_pem(nonod->proxy);
-	char *roots = NULL, *bundle = NULL, *own = NULL;
-	size_t len = 0;
-	FILE *f = fopen(SYSTEM_CA_BUNDLE, "re");
+	char *bundle = NULL, *own = NULL;
+	size_t len;
+	const char *roots = system_roots(&len);
 	int rc;
 
-	if (f != NULL) {
-		char buf[65536];
-		size_t n;
-
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-			char *g = realloc(roots, len + n);
-			if (g == NULL)
-				break;
-			roots = g;
-			memcpy(roots + len, buf, n);
-			len += n;
-		}
-		fclose(f);
-	} else {
-		log_warn("%s: the worker's CA bundle has nonod's CA only", SYSTEM_CA_BUNDLE);
-	}
 	rc = write_session_file(s, "nono-ca-bundle.pem", roots, len, ca, &bundle);
 	if (rc == 0)
 		rc = write_session_file(s, "nono-ca.pem", NULL, 0, ca, &own);
@@ -106,7 +141,6 @@ static int write_ca_files(const struct session *s, struct session_proxy_env *env
 	     env_add(env, "CURL_CA_BUNDLE", bundle) < 0 || env_add(env, "GIT_SSL_CAINFO", bundle) < 0 ||
 	     env_add(env, "NODE_EXTRA_CA_CERTS", own) < 0))
 		rc = -ENOMEM;
-	free(roots);
 	free(bundle);
 	free(own);
 	return rc;
