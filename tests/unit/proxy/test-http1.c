@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http1.h"
+#include "../check-run.h"
 
 static int
 req(const char *s, struct http1_msg *m)
@@ -222,8 +223,6 @@ main(void)
 {
 	Suite *s = suite_create("proxy-http1");
 	TCase *tc = tcase_create("parser");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_simple_get);
 	tcase_add_test(tc, test_incomplete);
@@ -233,9 +232,5 @@ main(void)
 	tcase_add_test(tc, test_chunked);
 	tcase_add_test(tc, test_response);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(s);
 }

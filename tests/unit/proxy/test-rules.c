@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proxy-int.h"
+#include "../check-run.h"
 
 static struct proxy_allow allow[] = {
 	{"api.example.com", 443},
@@ -113,17 +114,11 @@ main(void)
 {
 	Suite *s = suite_create("proxy-rules");
 	TCase *tc = tcase_create("rules");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_allow);
 	tcase_add_test(tc, test_host_norm);
 	tcase_add_test(tc, test_private);
 	tcase_add_test(tc, test_secret_name);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(s);
 }

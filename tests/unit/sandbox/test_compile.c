@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "../check-run.h"
 
 static int compile_err(struct harness_spec *hs, char *err, size_t len)
 {
@@ -207,8 +208,6 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_compile");
 	TCase *tc = tcase_create("compile");
-	SRunner *sr;
-	int failed;
 
 	if (sandbox_probe()->landlock_abi < 6 || !sandbox_probe()->seccomp_filter) {
 		fprintf(stderr, "SKIP: needs Landlock ABI >= 6 and seccomp\n");
@@ -222,9 +221,5 @@ int main(void)
 	tcase_add_test(tc, test_report_json);
 	tcase_add_test(tc, test_no_fd_leak);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

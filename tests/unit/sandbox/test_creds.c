@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../check-run.h"
 
 static int caps_empty(void)
 {
@@ -360,8 +361,6 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_creds");
 	TCase *tc = tcase_create("creds");
-	SRunner *sr;
-	int failed;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "SKIP: credential, setuid and nproc tests need root\n");
@@ -386,9 +385,5 @@ int main(void)
 	else
 		fprintf(stderr, "not run: test_readonly_mounts (no mount namespaces)\n");
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../check-run.h"
 
 static char *const src[] = {
 	"PATH=/usr/bin", "HOME=/home/u", "LANG=C.UTF-8", "LC_ALL=C", "LC_TIME=C",
@@ -138,8 +139,6 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_env");
 	TCase *tc = tcase_create("env");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_exact_names);
 	tcase_add_test(tc, test_patterns_skip_hooks);
@@ -148,9 +147,5 @@ int main(void)
 	tcase_add_test(tc, test_invalid);
 	tcase_add_test(tc, test_empty_and_free_null);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../check-run.h"
 
 static struct policy *load(const char *text, bool resolve)
 {
@@ -198,8 +199,6 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_from_policy");
 	TCase *tc = tcase_create("map");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, fs_rules_map);
 	tcase_add_test(tc, base_profile_optional);
@@ -209,9 +208,5 @@ int main(void)
 	tcase_add_test(tc, no_limits_left_unchanged);
 	tcase_add_test(tc, unresolved_refused);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../check-run.h"
 
 static int try_symlink_read(void *arg)
 {
@@ -277,8 +278,6 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_fs");
 	TCase *tc = tcase_create("fs");
-	SRunner *sr;
-	int failed;
 
 	if (sandbox_probe()->landlock_abi < 6) {
 		fprintf(stderr, "SKIP: needs Landlock ABI >= 6 (kernel has %d)\n",
@@ -298,9 +297,5 @@ int main(void)
 	tcase_add_test(tc, test_rule_binds_resolved_inode);
 	tcase_add_test(tc, test_rule_through_symlink);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

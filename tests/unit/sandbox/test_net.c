@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../check-run.h"
 
 #define RET(x) ((x) >= 0 ? 0 : errno)
 
@@ -372,8 +373,6 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_net");
 	TCase *tc = tcase_create("net");
-	SRunner *sr;
-	int failed;
 
 	if (sandbox_probe()->landlock_abi < 6 || !sandbox_probe()->seccomp_filter) {
 		fprintf(stderr, "SKIP: needs Landlock ABI >= 6 and seccomp (ABI %d)\n",
@@ -391,9 +390,5 @@ int main(void)
 	tcase_add_test(tc, test_signal_scope);
 	tcase_add_test(tc, test_netns_strict);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include "../check-run.h"
 
 START_TEST(test_probe_cached)
 {
@@ -60,16 +61,10 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_probe");
 	TCase *tc = tcase_create("probe");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_probe_cached);
 	tcase_add_test(tc, test_probe_matches_fill);
 	tcase_add_test(tc, test_probe_json);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../check-run.h"
 
 static int pty_slave = -1;
 static int pty_master = -1;
@@ -345,8 +346,6 @@ int main(void)
 {
 	Suite *s = suite_create("sandbox_syscalls");
 	TCase *tc = tcase_create("seccomp");
-	SRunner *sr;
-	int failed;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "SKIP: the controls need root (capabilities kept)\n");
@@ -364,9 +363,5 @@ int main(void)
 #endif
 	tcase_add_test(tc, test_ordinary_calls_work);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -258,3 +258,43 @@ char *th_store_root(const char *tmp)
 	ck_assert(asprintf(&p, "%s/store", tmp) > 0);
 	return p;
 }
+
+char *th_tmp;
+
+void th_tmp_setup(void)
+{
+	th_tmp = th_tmpdir("snaptest");
+}
+
+void th_tmp_teardown(void)
+{
+	th_rmrf(th_tmp);
+	free(th_tmp);
+	th_tmp = NULL;
+}
+
+void th_env_open(struct th_env *e, const char *tag)
+{
+	memset(e, 0, sizeof(*e));
+	ck_assert(asprintf(&e->dir, "%s/%s", th_tmp, tag) > 0);
+	ck_assert_int_eq(mkdir(e->dir, 0755), 0);
+	ck_assert(asprintf(&e->ws, "%s/ws", e->dir) > 0);
+	ck_assert_int_eq(mkdir(e->ws, 0755), 0);
+	e->root = th_store_root(e->dir);
+	ck_assert(asprintf(&e->packs, "%s/%u/packs", e->root, (unsigned)getuid()) > 0);
+	ck_assert_int_eq(snap_store_new(e->root, NULL, &e->s), 0);
+	e->p.owner = getuid();
+	e->p.group = getgid();
+	e->p.workspace = e->ws;
+	e->p.keep_last = -1;
+	e->p.keep_within = -1;
+}
+
+void th_env_close(struct th_env *e)
+{
+	snap_store_free(e->s);
+	free(e->dir);
+	free(e->ws);
+	free(e->root);
+	free(e->packs);
+}

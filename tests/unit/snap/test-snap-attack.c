@@ -21,22 +21,9 @@
 #include "helpers.h"
 #include "log.h"
 #include "snap.h"
+#include "../check-run.h"
 
 #define NOBODY 65534
-
-static char *g_tmp;
-
-static void tc_setup(void)
-{
-	g_tmp = th_tmpdir("attack");
-}
-
-static void tc_teardown(void)
-{
-	th_rmrf(g_tmp);
-	free(g_tmp);
-	g_tmp = NULL;
-}
 
 struct world {
 	char *dir, *ws, *decoy, *cfg;
@@ -63,7 +50,7 @@ static void world_new(struct world *w, const char *tag, mode_t decoy_mode)
 	struct snap_result r;
 
 	memset(w, 0, sizeof(*w));
-	ck_assert(asprintf(&w->dir, "%s/%s", g_tmp, tag) > 0);
+	ck_assert(asprintf(&w->dir, "%s/%s", th_tmp, tag) > 0);
 	ck_assert_int_eq(mkdir(w->dir, 0755), 0);
 	ck_assert(asprintf(&w->ws, "%s/ws", w->dir) > 0);
 	ck_assert(asprintf(&w->cfg, "%s/ws/cfg", w->dir) > 0);
@@ -286,15 +273,13 @@ int main(void)
 {
 	Suite *s = suite_create("snap-attack");
 	TCase *tc = tcase_create("symlink-swap");
-	SRunner *sr;
-	int failed;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "SKIP: the symlink-swap attack test needs root (nonod's situation)\n");
 		return 77;
 	}
 	log_init("test-snap-attack", LOG_LEVEL_ERROR);
-	tcase_add_unchecked_fixture(tc, tc_setup, tc_teardown);
+	tcase_add_unchecked_fixture(tc, th_tmp_setup, th_tmp_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_control_restore_writes_cfg);
 	tcase_add_test(tc, test_swap_before_restore_root_decoy);
@@ -304,9 +289,5 @@ int main(void)
 	tcase_add_test(tc, test_swap_file_for_symlink);
 	tcase_add_test(tc, test_readonly_dir_restore);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(s);
 }

@@ -20,22 +20,9 @@
 #include "helpers.h"
 #include "log.h"
 #include "snap.h"
+#include "../check-run.h"
 
 #define NSTATES 4
-
-static char *g_tmp;
-
-static void tc_setup(void)
-{
-	g_tmp = th_tmpdir("crash");
-}
-
-static void tc_teardown(void)
-{
-	th_rmrf(g_tmp);
-	free(g_tmp);
-	g_tmp = NULL;
-}
 
 static void clear_dir(const char *dir)
 {
@@ -122,11 +109,11 @@ START_TEST(test_crash_loop)
 	char *store, *ws, *ref[NSTATES], *want[NSTATES];
 	unsigned checked = 0;
 
-	ck_assert(asprintf(&store, "%s/store", g_tmp) > 0);
-	ck_assert(asprintf(&ws, "%s/ws", g_tmp) > 0);
+	ck_assert(asprintf(&store, "%s/store", th_tmp) > 0);
+	ck_assert(asprintf(&ws, "%s/ws", th_tmp) > 0);
 	ck_assert_int_eq(mkdir(ws, 0755), 0);
 	for (int k = 0; k < NSTATES; k++) {
-		ck_assert(asprintf(&ref[k], "%s/ref%d", g_tmp, k) > 0);
+		ck_assert(asprintf(&ref[k], "%s/ref%d", th_tmp, k) > 0);
 		ck_assert_int_eq(mkdir(ref[k], 0755), 0);
 		write_state(ref[k], k);
 		want[k] = th_manifest(ref[k], false);
@@ -196,17 +183,11 @@ int main(void)
 {
 	Suite *s = suite_create("snap-crash");
 	TCase *tc = tcase_create("sigkill");
-	SRunner *sr;
-	int failed;
 
 	log_init("test-snap-crash", LOG_LEVEL_ERROR);
-	tcase_add_unchecked_fixture(tc, tc_setup, tc_teardown);
+	tcase_add_unchecked_fixture(tc, th_tmp_setup, th_tmp_teardown);
 	tcase_set_timeout(tc, 1800);
 	tcase_add_test(tc, test_crash_loop);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(s);
 }

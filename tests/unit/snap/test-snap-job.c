@@ -20,20 +20,7 @@
 #include "helpers.h"
 #include "log.h"
 #include "snap.h"
-
-static char *g_tmp;
-
-static void tc_setup(void)
-{
-	g_tmp = th_tmpdir("job");
-}
-
-static void tc_teardown(void)
-{
-	th_rmrf(g_tmp);
-	free(g_tmp);
-	g_tmp = NULL;
-}
+#include "../check-run.h"
 
 struct jt {
 	struct event_base *base;
@@ -120,8 +107,8 @@ START_TEST(test_job_loop)
 	sem_init(&t.release, 0, 0);
 	t.base = event_base_new();
 	t.loop_thread = pthread_self();
-	ck_assert(asprintf(&ws, "%s/ws", g_tmp) > 0);
-	ck_assert(asprintf(&store, "%s/store", g_tmp) > 0);
+	ck_assert(asprintf(&ws, "%s/ws", th_tmp) > 0);
+	ck_assert(asprintf(&store, "%s/store", th_tmp) > 0);
 	ck_assert_int_eq(mkdir(ws, 0755), 0);
 	th_writes(ws, "a", "a");
 	ck_assert_int_eq(snap_store_new(store, t.base, &t.s), 0);
@@ -152,17 +139,11 @@ int main(void)
 {
 	Suite *s = suite_create("snap-job");
 	TCase *tc = tcase_create("loop");
-	SRunner *sr;
-	int failed;
 
 	log_init("test-snap-job", LOG_LEVEL_ERROR);
-	tcase_add_unchecked_fixture(tc, tc_setup, tc_teardown);
+	tcase_add_unchecked_fixture(tc, th_tmp_setup, th_tmp_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_job_loop);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(s);
 }

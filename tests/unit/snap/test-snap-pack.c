@@ -17,56 +17,11 @@
 #include <sqlite3.h>
 
 #include "helpers.h"
+#include "../check-run.h"
 #include "log.h"
 #include "snap.h"
 
-static char *g_tmp;
-
-static void tc_setup(void)
-{
-	g_tmp = th_tmpdir("pack");
-}
-
-static void tc_teardown(void)
-{
-	th_rmrf(g_tmp);
-	free(g_tmp);
-	g_tmp = NULL;
-}
-
-struct env {
-	char *dir, *ws, *root, *packs;
-	struct snap_store *s;
-	struct snap_params p;
-};
-
-static void env_open(struct env *e, const char *tag)
-{
-	memset(e, 0, sizeof(*e));
-	ck_assert(asprintf(&e->dir, "%s/%s", g_tmp, tag) > 0);
-	ck_assert_int_eq(mkdir(e->dir, 0755), 0);
-	ck_assert(asprintf(&e->ws, "%s/ws", e->dir) > 0);
-	ck_assert_int_eq(mkdir(e->ws, 0755), 0);
-	e->root = th_store_root(e->dir);
-	ck_assert(asprintf(&e->packs, "%s/%u/packs", e->root, (unsigned)getuid()) > 0);
-	ck_assert_int_eq(snap_store_new(e->root, NULL, &e->s), 0);
-	e->p.owner = getuid();
-	e->p.group = getgid();
-	e->p.workspace = e->ws;
-	e->p.keep_last = -1;
-	e->p.keep_within = -1;
-}
-
-static void env_close(struct env *e)
-{
-	snap_store_free(e->s);
-	free(e->dir);
-	free(e->ws);
-	free(e->root);
-	free(e->packs);
-}
-
-static void snap(struct env *e, char id[SNAP_ID_LEN + 1])
+static void snap(struct th_env *e, char id[SNAP_ID_LEN + 1])
 {
 	struct snap_result r;
 	int rc = snap_run(e->s, SNAP_OP_CREATE, &e->p, &r);
@@ -76,7 +31,7 @@ static void snap(struct env *e, char id[SNAP_ID_LEN + 1])
 	snap_result_free(&r);
 }
 
-static struct snap_verify_stats verify(struct env *e)
+static struct snap_verify_stats verify(struct th_env *e)
 {
 	struct snap_result r;
 	struct snap_verify_stats v;
@@ -87,7 +42,7 @@ static struct snap_verify_stats verify(struct env *e)
 	return v;
 }
 
-static struct snap_gc_stats gc(struct env *e, int64_t keep_last)
+static struct snap_gc_stats gc(struct th_env *e, int64_t keep_last)
 {
 	struct snap_result r;
 	struct snap_gc_stats g;
@@ -101,7 +56,7 @@ static struct snap_gc_stats gc(struct env *e, int64_t keep_last)
 }
 
 /* Restore id and compare the workspace with the manifest it was taken from. */
-static void restore_check(struct env *e, const char *id, const char *manifest)
+static void restore_check(struct th_env *e, const char *id, const char *manifest)
 {
 	struct snap_result r;
 	char *now;
@@ -118,7 +73,7 @@ static void restore_check(struct env *e, const char *id, const char *manifest)
 }
 
 /* Names of the pack files, largest first, in out[0..n); returns n. */
-static size_t packs(const struct env *e, char out[][64], size_t max)
+static size_t packs(const struct th_env *e, char out[][64], size_t max)
 {
 	DIR *d = opendir(e->packs);
 	struct dirent *de;
@@ -148,7 +103,7 @@ static size_t packs(const struct env *e, char out[][64], size_t max)
 	return n;
 }
 
-static char *pack_path(const struct env *e, const char *name)
+static char *pack_path(const struct th_env *e, const char *name)
 {
 	char *p;
 
@@ -178,11 +133,11 @@ static void fill_ws(const char *ws, int gen)
  * committed snapshots restore. */
 START_TEST(test_truncated_orphan)
 {
-	struct env e;
+	struct th_env e;
 	char id[SNAP_ID_LEN + 1], names[16][64], *src, *dst, *cmd, *m;
 	struct snap_verify_stats v;
 
-	env_open(&e, "orphan");
+	th_env_open(&e, "orphan");
 	fill_ws(e.ws, 1);
 	m = th_manifest(e.ws, true);
 	snap(&e, id);
@@ -205,7 +160,7 @@ START_TEST(test_truncated_orphan)
 	free(src);
 	free(dst);
 	free(m);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
@@ -213,13 +168,13 @@ END_TEST
  * reports it (it does not crash or trust it), and restore fails cleanly. */
 START_TEST(test_damaged_indexed_pack)
 {
-	struct env e;
+	struct th_env e;
 	char id[SNAP_ID_LEN + 1], names[16][64], *p, *cmd;
 	struct snap_verify_stats v;
 	struct snap_result r;
 	struct stat st;
 
-	env_open(&e, "damaged");
+	th_env_open(&e, "damaged");
 	fill_ws(e.ws, 1);
 	snap(&e, id);
 	ck_assert_uint_ge(packs(&e, names, 16), 1);
@@ -244,7 +199,7 @@ START_TEST(test_damaged_indexed_pack)
 	gc(&e, -1);
 	ck_assert_int_eq(access(p, F_OK), 0);
 	free(p);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
@@ -252,14 +207,14 @@ END_TEST
  * restores byte-identically and verify finds nothing unreferenced. */
 START_TEST(test_gc_packs)
 {
-	struct env e;
+	struct th_env e;
 	char a[SNAP_ID_LEN + 1], b[SNAP_ID_LEN + 1], c[SNAP_ID_LEN + 1], names[16][64];
 	char *mb, *mc, *pa[16];
 	size_t na;
 	struct snap_verify_stats v;
 	struct snap_gc_stats g;
 
-	env_open(&e, "gc");
+	th_env_open(&e, "gc");
 	fill_ws(e.ws, 1);
 	snap(&e, a);
 	na = packs(&e, names, 16);
@@ -302,13 +257,13 @@ START_TEST(test_gc_packs)
 		free(pa[i]);
 	free(mb);
 	free(mc);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 /* Turn every packed object into a loose file objects/ab/<62 hex> (the
  * layout of stores written before packs) and forget the packs. */
-static void unpack_to_loose(const struct env *e)
+static void unpack_to_loose(const struct th_env *e)
 {
 	char *db_path, *objdir;
 	sqlite3 *db;
@@ -354,12 +309,12 @@ static void unpack_to_loose(const struct env *e)
  * verified, deduplicated against and collected. */
 START_TEST(test_loose_store)
 {
-	struct env e;
+	struct th_env e;
 	char a[SNAP_ID_LEN + 1], b[SNAP_ID_LEN + 1], names[16][64], *ma;
 	struct snap_verify_stats v;
 	struct snap_result r;
 
-	env_open(&e, "loose");
+	th_env_open(&e, "loose");
 	fill_ws(e.ws, 1);
 	ma = th_manifest(e.ws, true);
 	snap(&e, a);
@@ -380,7 +335,7 @@ START_TEST(test_loose_store)
 	ck_assert_uint_eq(v.missing + v.corrupt + v.unreferenced, 0);
 	ck_assert_uint_eq(v.snapshots, 1);
 	free(ma);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
@@ -389,7 +344,7 @@ static Suite *pack_suite(void)
 	Suite *s = suite_create("snap-pack");
 	TCase *tc = tcase_create("pack");
 
-	tcase_add_unchecked_fixture(tc, tc_setup, tc_teardown);
+	tcase_add_unchecked_fixture(tc, th_tmp_setup, th_tmp_teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_truncated_orphan);
 	tcase_add_test(tc, test_damaged_indexed_pack);
@@ -401,12 +356,6 @@ static Suite *pack_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(pack_suite());
-	int failed;
-
 	log_init("test-snap-pack", LOG_LEVEL_ERROR);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(pack_suite());
 }

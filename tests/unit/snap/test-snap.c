@@ -18,54 +18,11 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "../check-run.h"
 #include "log.h"
 #include "snap-int.h"
 
-static char *g_tmp;   /* per tcase, removed by the unchecked teardown (parent) */
-
-static void tc_setup(void)
-{
-	g_tmp = th_tmpdir("unit");
-}
-
-static void tc_teardown(void)
-{
-	th_rmrf(g_tmp);
-	free(g_tmp);
-	g_tmp = NULL;
-}
-
-struct env {
-	char *dir, *ws, *root;
-	struct snap_store *s;
-	struct snap_params p;
-};
-
-static void env_open(struct env *e, const char *tag)
-{
-	memset(e, 0, sizeof(*e));
-	ck_assert(asprintf(&e->dir, "%s/%s", g_tmp, tag) > 0);
-	ck_assert_int_eq(mkdir(e->dir, 0755), 0);
-	ck_assert(asprintf(&e->ws, "%s/ws", e->dir) > 0);
-	ck_assert_int_eq(mkdir(e->ws, 0755), 0);
-	e->root = th_store_root(e->dir);
-	ck_assert_int_eq(snap_store_new(e->root, NULL, &e->s), 0);
-	e->p.owner = getuid();
-	e->p.group = getgid();
-	e->p.workspace = e->ws;
-	e->p.keep_last = -1;
-	e->p.keep_within = -1;
-}
-
-static void env_close(struct env *e)
-{
-	snap_store_free(e->s);
-	free(e->dir);
-	free(e->ws);
-	free(e->root);
-}
-
-static void snap(struct env *e, struct snap_result *r, char id[SNAP_ID_LEN + 1])
+static void snap(struct th_env *e, struct snap_result *r, char id[SNAP_ID_LEN + 1])
 {
 	int rc = snap_run(e->s, SNAP_OP_CREATE, &e->p, r);
 
@@ -75,7 +32,7 @@ static void snap(struct env *e, struct snap_result *r, char id[SNAP_ID_LEN + 1])
 		memcpy(id, r->snaps[0].id, SNAP_ID_LEN + 1);
 }
 
-static int run(struct env *e, enum snap_op op, struct snap_result *r)
+static int run(struct th_env *e, enum snap_op op, struct snap_result *r)
 {
 	return snap_run(e->s, op, &e->p, r);
 }
@@ -238,11 +195,11 @@ static void make_rich_ws(const char *ws)
 
 START_TEST(test_roundtrip)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r, d;
 	char id[SNAP_ID_LEN + 1], *before, *after;
 
-	env_open(&e, "rt");
+	th_env_open(&e, "rt");
 	make_rich_ws(e.ws);
 	before = th_manifest(e.ws, true);
 	snap(&e, &r, id);
@@ -313,17 +270,17 @@ START_TEST(test_roundtrip)
 	ck_assert_int_ge(r.verify.snapshots, 3);
 	snap_result_free(&r);
 	free(before);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_stat_cache)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 	char root1[SNAP_HEX_LEN + 1];
 
-	env_open(&e, "sc");
+	th_env_open(&e, "sc");
 	for (int i = 0; i < 50; i++) {
 		char n[32], c[32];
 		snprintf(n, sizeof(n), "f%d", i);
@@ -367,19 +324,19 @@ START_TEST(test_stat_cache)
 	snap(&e, &r, NULL);
 	ck_assert_int_eq(r.snaps[0].stats.read_files, 0);
 	snap_result_free(&r);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_big_file_delta)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 	size_t n = 24u << 20;
 	uint8_t *b = random_buf(n);
 	uint64_t first;
 
-	env_open(&e, "big");
+	th_env_open(&e, "big");
 	th_write(e.ws, "big", b, n, 0644);
 	snap(&e, &r, NULL);
 	first = r.snaps[0].stats.new_bytes;
@@ -394,18 +351,18 @@ START_TEST(test_big_file_delta)
 		      (unsigned long long)r.snaps[0].stats.new_bytes);
 	snap_result_free(&r);
 	free(b);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_excludes)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r, d;
 	const char *ex[] = { "node_modules", "/build", "*.o" };
 	char id[SNAP_ID_LEN + 1], *m;
 
-	env_open(&e, "ex");
+	th_env_open(&e, "ex");
 	th_writes(e.ws, "keep", "k");
 	th_mkdir(e.ws, "node_modules", 0755);
 	th_writes(e.ws, "node_modules/pkg", "v1");
@@ -449,18 +406,18 @@ START_TEST(test_excludes)
 	ck_assert_ptr_nonnull(m); /* kept, though its parent is not in the snapshot */
 	free(m);
 	ck_assert_ptr_null(th_read(e.ws, "later/file", NULL));
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_partial_restore)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 	const char *paths[] = { "./sub/x/" };
 	char id[SNAP_ID_LEN + 1], *m;
 
-	env_open(&e, "pr");
+	th_env_open(&e, "pr");
 	th_mkdir(e.ws, "sub", 0755);
 	th_writes(e.ws, "sub/x", "x1");
 	th_writes(e.ws, "sub/y", "y1");
@@ -491,7 +448,7 @@ START_TEST(test_partial_restore)
 	e.p.paths = bad;
 	ck_assert_int_eq(run(&e, SNAP_OP_RESTORE, &r), -EINVAL);
 	snap_result_free(&r);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
@@ -499,11 +456,11 @@ END_TEST
 
 START_TEST(test_bad_workspace)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 	char *f;
 
-	env_open(&e, "bw");
+	th_env_open(&e, "bw");
 	ck_assert(asprintf(&f, "%s/missing", e.dir) > 0);
 	e.p.workspace = f;
 	ck_assert_int_eq(run(&e, SNAP_OP_CREATE, &r), -ENOENT);
@@ -523,16 +480,16 @@ START_TEST(test_bad_workspace)
 	ck_assert_int_eq(run(&e, SNAP_OP_DIFF, &r), -ENOENT);
 	snap_result_free(&r);
 	free(f);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_unreadable)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 
-	env_open(&e, "ur");
+	th_env_open(&e, "ur");
 	th_writes(e.ws, "ok", "fine");
 	th_mkdir(e.ws, "d", 0755);
 	th_write(e.ws, "d/locked", "no", 2, 0000);
@@ -549,14 +506,14 @@ START_TEST(test_unreadable)
 	snap(&e, &r, NULL);
 	ck_assert_int_eq(r.snaps[0].stats.unreadable, 1);
 	snap_result_free(&r);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 static int g_hook_calls;
 static void change_hook(const char *rel, int attempt, void *arg)
 {
-	struct env *e = arg;
+	struct th_env *e = arg;
 	char buf[64];
 
 	if (strcmp(rel, "moving") != 0)
@@ -570,10 +527,10 @@ static void change_hook(const char *rel, int attempt, void *arg)
 
 START_TEST(test_changing_file)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 
-	env_open(&e, "cf");
+	th_env_open(&e, "cf");
 	th_writes(e.ws, "moving", "version 0");
 	e.p.read_hook = change_hook;
 	e.p.read_hook_arg = &e;
@@ -587,17 +544,17 @@ START_TEST(test_changing_file)
 	ck_assert_int_eq(run(&e, SNAP_OP_CREATE, &r), -EAGAIN);
 	ck_assert_msg(strstr(r.detail, "moving") != NULL, "%s", r.detail);
 	snap_result_free(&r);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_special_files)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r, d;
 	char id[SNAP_ID_LEN + 1], *p;
 
-	env_open(&e, "sp");
+	th_env_open(&e, "sp");
 	ck_assert(asprintf(&p, "%s/fifo", e.ws) > 0);
 	ck_assert_int_eq(mkfifo(p, 0600), 0); /* opening it for reading would block */
 	free(p);
@@ -626,11 +583,11 @@ START_TEST(test_special_files)
 	ck_assert(S_ISFIFO(st.st_mode));
 	ck_assert_int_eq(st.st_mode & 07777, 0600);
 	free(p);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
-static struct env *g_busy_env;
+static struct th_env *g_busy_env;
 static int g_busy_rc = 1;
 static void busy_hook(const char *rel, int attempt, void *arg)
 {
@@ -649,10 +606,10 @@ static void busy_hook(const char *rel, int attempt, void *arg)
 
 START_TEST(test_concurrent_same_workspace)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 
-	env_open(&e, "busy");
+	th_env_open(&e, "busy");
 	th_writes(e.ws, "f", "x");
 	g_busy_env = &e;
 	e.p.read_hook = busy_hook;
@@ -663,18 +620,18 @@ START_TEST(test_concurrent_same_workspace)
 	e.p.read_hook = NULL;
 	snap(&e, &r, NULL);
 	snap_result_free(&r);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_gc_verify)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r;
 	char a[SNAP_ID_LEN + 1], b[SNAP_ID_LEN + 1];
 	uint8_t *big = random_buf(1u << 20);
 
-	env_open(&e, "gc");
+	th_env_open(&e, "gc");
 	th_write(e.ws, "data", big, 1u << 20, 0644);
 	snap(&e, &r, a);
 	snap_result_free(&r);
@@ -713,19 +670,19 @@ START_TEST(test_gc_verify)
 	ck_assert_int_ge(r.verify.corrupt, 1);
 	snap_result_free(&r);
 	free(big);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
 START_TEST(test_many_entries)
 {
-	struct env e;
+	struct th_env e;
 	struct snap_result r, d;
 	char id[SNAP_ID_LEN + 1];
 	const int ndirs = 100, per = 1000;
 	struct timespec t0, t1;
 
-	env_open(&e, "many");
+	th_env_open(&e, "many");
 	for (int i = 0; i < ndirs; i++) {
 		char dn[32];
 		snprintf(dn, sizeof(dn), "d%03d", i);
@@ -752,7 +709,7 @@ START_TEST(test_many_entries)
 	ck_assert_int_eq(run(&e, SNAP_OP_DIFF, &d), 0);
 	ck_assert_int_eq(d.nchanges, 0);
 	snap_result_free(&d);
-	env_close(&e);
+	th_env_close(&e);
 }
 END_TEST
 
@@ -761,7 +718,7 @@ static Suite *snap_suite(void)
 	Suite *s = suite_create("snap");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_unchecked_fixture(tc, tc_setup, tc_teardown);
+	tcase_add_unchecked_fixture(tc, th_tmp_setup, th_tmp_teardown);
 	tcase_set_timeout(tc, 600);
 	/* SNAP_TEST=name runs one test (debugging with CK_FORK=no). */
 #define ADD(t) if (getenv("SNAP_TEST") == NULL || strcmp(getenv("SNAP_TEST"), #t) == 0) \
@@ -786,12 +743,6 @@ static Suite *snap_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(snap_suite());
-	int failed;
-
 	log_init("test-snap", LOG_LEVEL_WARN);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run(snap_suite());
 }
