@@ -26,6 +26,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "snap/snap.h"
+#include "utf8.h"
 
 extern const struct method snapshot_methods[];
 
@@ -84,24 +85,9 @@ static const char *snap_job_field(enum snap_op op, int err)
 
 /* Paths are bytes; JSON wants UTF-8. Invalid sequences become U+FFFD and
  * the exact bytes travel as "path_hex". */
-static bool utf8_valid(const unsigned char *s)
-{
-	while (*s) {
-		int n = *s < 0x80 ? 0 : (*s & 0xe0) == 0xc0 ? 1 : (*s & 0xf0) == 0xe0 ? 2 :
-			(*s & 0xf8) == 0xf0 ? 3 : -1;
-		if (n < 0 || (n == 1 && *s < 0xc2) || (n == 3 && *s > 0xf4))
-			return false;
-		s++;
-		for (int i = 0; i < n; i++, s++)
-			if ((*s & 0xc0) != 0x80)
-				return false;
-	}
-	return true;
-}
-
 static void add_path(struct json_object *o, const char *key, const char *path)
 {
-	if (utf8_valid((const unsigned char *)path)) {
+	if (utf8_valid(path, strlen(path))) {
 		json_object_object_add(o, key, json_object_new_string(path));
 		return;
 	}
@@ -508,33 +494,6 @@ static int m_gc(struct rpc_call *call, struct json_object **result, struct rpc_e
 	return start(call, SNAP_OP_GC, &p, false, err);
 }
 
-static int hex_nibble(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Hex to a NUL-terminated byte string; NULL when malformed, empty or when it
- * holds a NUL byte. Owned by the caller. */
-static char *unhex_path(const char *hex)
-{
-	size_t n = strlen(hex);
-	char *out;
-
-	if (n == 0 || n % 2 != 0 || (out = malloc(n / 2 + 1)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-			free(out);
-			return NULL;
-		}
-		out[i] = (char)(hi << 4 | lo);
-	}
-	out[n / 2] = '\0';
-	return out;
-}
-
 static int m_read(struct rpc_call *call, struct json_object **result, struct rpc_error *err)
 {
 	struct snap_params p = { .keep_last = -1, .keep_within = -1 };
@@ -552,7 +511,7 @@ static int m_read(struct rpc_call *call, struct json_object **result, struct rpc
 	if ((path == NULL) == (hex == NULL))
 		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "path",
 				     "give the path (or, for names that are not UTF-8, path_hex)");
-	if (hex != NULL && (raw = unhex_path(hex)) == NULL)
+	if (hex != NULL && (raw = path_from_hex(hex)) == NULL)
 		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "path_hex",
 				     "must be hex digits of a path without NUL bytes");
 	paths[0] = raw ? raw : path;

@@ -2,8 +2,11 @@
  * Strict UTF-8 validation, per RFC 3629 Table 3-7 (Unicode "well-formed
  * byte sequences"): rejects overlong forms, UTF-16 surrogates, code points
  * above U+10FFFF, stray continuation bytes and truncated sequences.
+ * Also the hex form of paths that are not UTF-8 (path_hex).
  */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "utf8.h"
 
@@ -61,4 +64,30 @@ size_t utf8_valid_prefix(const char *s, size_t len)
 bool utf8_valid(const char *s, size_t len)
 {
 	return utf8_valid_prefix(s, len) == len;
+}
+
+static int hex_nibble(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+char *path_from_hex(const char *hex)
+{
+	size_t n = strlen(hex);
+	char *out;
+
+	if (n == 0 || n % 2 != 0 || (out = malloc(n / 2 + 1)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+			free(out);
+			return NULL;
+		}
+		out[i] = (char)(hi << 4 | lo);
+	}
+	out[n / 2] = '\0';
+	return out;
 }

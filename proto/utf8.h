@@ -15,4 +15,11 @@ size_t utf8_valid_prefix(const char *s, size_t len);
 /* True when all of s[0..len) is valid UTF-8. */
 bool utf8_valid(const char *s, size_t len);
 
+/*
+ * A path that is not UTF-8 travels in JSON as "path_hex", the hex of its
+ * bytes. Decoded into a new NUL-terminated string (caller frees); NULL when
+ * hex is empty, of odd length, not hex, holds a NUL byte, or on ENOMEM.
+ */
+char *path_from_hex(const char *hex);
+
 #endif

@@ -101,33 +101,12 @@ static void b64_encode(const unsigned char *p, size_t n, char *out)
 	out[o] = '\0';
 }
 
-static int hex_nibble(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* A path's bytes: hex when the daemon sent it (not UTF-8), else path. Owned. */
 static char *path_bytes(const char *path, const char *hex)
 {
-	size_t n;
-	char *out;
-
 	if (hex == NULL)
 		return path != NULL && path[0] != '\0' ? strdup(path) : NULL;
-	n = strlen(hex);
-	if (n == 0 || n % 2 != 0 || (out = malloc(n / 2 + 1)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-			free(out);
-			return NULL;
-		}
-		out[i] = (char)(hi << 4 | lo);
-	}
-	out[n / 2] = '\0';
-	return out;
+	return path_from_hex(hex);
 }
 
 static char *change_path(struct json_object *c)

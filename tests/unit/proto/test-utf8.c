@@ -53,6 +53,23 @@ START_TEST(test_no_overread)
 }
 END_TEST
 
+START_TEST(test_path_hex)
+{
+	char *p = path_from_hex("6161ff0a62");
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(p, "aa\xff\nb");
+	free(p);
+	p = path_from_hex("2F746D70");
+	ck_assert_str_eq(p, "/tmp");
+	free(p);
+	ck_assert_ptr_null(path_from_hex(""));       /* empty */
+	ck_assert_ptr_null(path_from_hex("616"));    /* odd */
+	ck_assert_ptr_null(path_from_hex("6g"));     /* not hex */
+	ck_assert_ptr_null(path_from_hex("610062")); /* a NUL byte would cut the path */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("proto-utf8");
@@ -62,6 +79,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_prefix);
 	tcase_add_test(tc, test_no_overread);
+	tcase_add_test(tc, test_path_hex);
 	tcase_set_timeout(tc, 120); /* not a timing assertion: ASan on a busy machine */
 	suite_add_tcase(s, tc);
 	return check_run(s);
