@@ -16,7 +16,7 @@ import unittest
 import nonotest
 from nonotest import NONOCTL, Daemon, RpcError
 from sessions import PATH_ENV, exit_code, run
-from users import as_user, ensure_group, ensure_user
+from users import SystemFixture
 
 E_POLICY = -32005
 
@@ -199,27 +199,9 @@ class SessionSnapshotTest(unittest.TestCase):
         self.assertEqual(self.read("a.txt"), "original a\n")
 
 
-class SessionSnapshotSystemTest(unittest.TestCase):
+class SessionSnapshotSystemTest(SystemFixture):
     """System mode: the snapshots go to the calling user's own store and are
     taken with that user's rights."""
-
-    @classmethod
-    def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("system mode and other users need root")
-        ensure_group("nono")
-        cls.a = ensure_user("nono-e2e-a", ["nono"])
-        cls.b = ensure_user("nono-e2e-b", ["nono"])
-        cls.d = Daemon(mode="--system")
-        os.chmod(cls.d.dir, 0o755)
-
-    @classmethod
-    def tearDownClass(cls):
-        if hasattr(cls, "d"):
-            cls.d.close()
-
-    def as_user(self, user, body):
-        return as_user(self, self.d, user, body)
 
     def test_own_store_own_rights(self):
         ws = tempfile.mkdtemp(prefix="sysws-", dir=self.d.dir)

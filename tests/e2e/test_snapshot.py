@@ -25,7 +25,7 @@ import unittest
 
 import nonotest
 from nonotest import Daemon, NONOCTL, RpcError
-from users import as_user, ensure_group, ensure_user
+from users import SystemFixture
 
 T0 = 1_600_000_000_123_456_789  # an mtime in ns, far from "now"
 
@@ -137,7 +137,8 @@ def populate(ws):
 
 # ---- user mode: content, bad input, responsiveness, nonoctl ----
 
-class SnapshotTest(unittest.TestCase):
+class StoreFixture(unittest.TestCase):
+    """A user-mode nonod with a snapshot store, and a fresh workspace per test."""
     @classmethod
     def setUpClass(cls):
         cls.d = Daemon()
@@ -159,6 +160,8 @@ class SnapshotTest(unittest.TestCase):
         self.c.close()
         shutil.rmtree(self.ws, ignore_errors=True)
 
+
+class SnapshotTest(StoreFixture):
     def create(self, **kw):
         res, notes = call_collect(self.c, "snapshot.create", dict(workspace=self.ws, **kw))
         return res["snapshot"], notes
@@ -577,43 +580,7 @@ class HostileDaemonTest(unittest.TestCase):
 
 # ---- system mode as root: ownership and the symlink swap ----
 
-class SnapshotSystemTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("system mode and other users need root")
-        ensure_group("nono")
-        cls.a = ensure_user("nono-e2e-a", ["nono"])
-        cls.b = ensure_user("nono-e2e-b", ["nono"])
-        cls.d = Daemon(mode="--system")
-        os.chmod(cls.d.dir, 0o755)
-
-    @classmethod
-    def tearDownClass(cls):
-        if hasattr(cls, "d"):
-            cls.d.close()
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="sys-", dir=self.d.dir)
-        os.chmod(self.tmp, 0o755)
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def userdir(self, name, user):
-        p = os.path.join(self.tmp, name)
-        os.makedirs(p)
-        os.chown(p, user.pw_uid, user.pw_gid)
-        return p
-
-    def as_user(self, user, body):
-        return as_user(self, self.d, user, body, timeout=300)
-
-    def chown_tree(self, root, user):
-        for dp, dns, fns in os.walk(root):
-            for n in dns + fns:
-                os.lchown(os.path.join(dp, n), user.pw_uid, user.pw_gid)
-
+class SnapshotSystemTest(SystemFixture):
     def test_users_cannot_touch_each_other(self):
         wa, wb = self.userdir("wa", self.a), self.userdir("wb", self.b)
         write(os.path.join(wb, "b.txt"), b"b's")
@@ -795,27 +762,7 @@ def read_all(c, sid, path=None, path_hex=None, step=None):
             return first, data
 
 
-class SnapshotPatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.d = Daemon()
-        c = cls.d.client(hello=False)
-        if "snapshots" not in c.hello()["features"]:
-            cls.d.close()
-            raise unittest.SkipTest("the daemon has no snapshot store")
-        c.close()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.close()
-
-    def setUp(self):
-        self.ws = tempfile.mkdtemp(prefix="ws-", dir=self.d.dir)
-        self.c = self.d.client(timeout=120)
-
-    def tearDown(self):
-        self.c.close()
-        shutil.rmtree(self.ws, ignore_errors=True)
+class SnapshotPatchTest(StoreFixture):
 
     def ctl(self, *args, rc=0, **kw):
         r = nonoctl(self.d, *args, cwd=self.ws, **kw)
@@ -1114,15 +1061,8 @@ class SnapshotPatchTest(unittest.TestCase):
         self.assertEqual(self.c.call("daemon.status")["pid"], self.d.proc.pid)
 
 
-class SnapshotReadSystemTest(unittest.TestCase):
+class SnapshotReadSystemTest(SystemFixture):
     """As root, system mode: a user reads only their own snapshots."""
-    setUpClass = SnapshotSystemTest.__dict__["setUpClass"]
-    tearDownClass = SnapshotSystemTest.__dict__["tearDownClass"]
-    setUp = SnapshotSystemTest.setUp
-    tearDown = SnapshotSystemTest.tearDown
-    userdir = SnapshotSystemTest.userdir
-    as_user = SnapshotSystemTest.as_user
-    chown_tree = SnapshotSystemTest.chown_tree
 
     def test_other_users_snapshots_are_out_of_reach(self):
         wa = self.userdir("wa", self.a)

@@ -3,8 +3,13 @@ import grp
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
+import unittest
+
+from nonotest import Daemon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -54,3 +59,43 @@ def as_user(test, daemon, user, body, timeout=120):
                        env={"PATH": os.environ["PATH"]}, cwd="/")
     test.assertEqual(r.returncode, 0, r.stderr.decode() + daemon.logtext()[-3000:])
     return json.loads(r.stdout.decode().splitlines()[-1])
+
+
+class SystemFixture(unittest.TestCase):
+    """As root: a system-mode nonod, two test users, a temp dir per test."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("system mode and other users need root")
+        ensure_group("nono")
+        cls.a = ensure_user("nono-e2e-a", ["nono"])
+        cls.b = ensure_user("nono-e2e-b", ["nono"])
+        cls.d = Daemon(mode="--system")
+        os.chmod(cls.d.dir, 0o755)
+
+    @classmethod
+    def tearDownClass(cls):
+        if hasattr(cls, "d"):
+            cls.d.close()
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sys-", dir=self.d.dir)
+        os.chmod(self.tmp, 0o755)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def userdir(self, name, user):
+        p = os.path.join(self.tmp, name)
+        os.makedirs(p)
+        os.chown(p, user.pw_uid, user.pw_gid)
+        return p
+
+    def as_user(self, user, body):
+        return as_user(self, self.d, user, body, timeout=300)
+
+    def chown_tree(self, root, user):
+        for dp, dns, fns in os.walk(root):
+            for n in dns + fns:
+                os.lchown(os.path.join(dp, n), user.pw_uid, user.pw_gid)
