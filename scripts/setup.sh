@@ -20,10 +20,15 @@ else
   # PID 1 may not be systemd (containers, CI): start it directly. Under
   # systemd use the installed units instead: systemctl enable --now nonod.socket
   nohup /usr/local/sbin/nonod >>/var/log/nono/nonod.log 2>&1 </dev/null &
+  # Wait until it answers: a socket file left by an earlier run is not enough.
   for _ in $(seq 100); do
-    [ -S "$sock" ] && break
+    nonoctl --socket "$sock" status >/dev/null 2>&1 && break
     sleep 0.1
   done
+  nonoctl --socket "$sock" status >/dev/null || {
+    echo "nonod did not start; see /var/log/nono/nonod.log" >&2
+    exit 1
+  }
 fi
 echo
 echo "nonod is running; socket: $sock  (log: /var/log/nono/nonod.log)"

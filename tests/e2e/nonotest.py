@@ -4,6 +4,8 @@ and state directory, raw JSON-RPC clients, and cleanup even on failure.
 Binaries come from the environment meson sets (NONOD, NONOCTL); a test that
 cannot run here calls skip() which exits 77 (meson's SKIP) with a reason.
 """
+import atexit
+import ctypes
 import json
 import os
 import shutil
@@ -43,6 +45,23 @@ def skip(reason):
     sys.exit(77)
 
 
+_open_daemons = set()
+
+
+@atexit.register
+def _close_open_daemons():
+    """Whatever a test left open (it failed, or the run was stopped)."""
+    for d in list(_open_daemons):
+        d.close()
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL when the test process dies, so a
+    test killed by a timeout never leaves a nonod behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class Daemon:
     """A nonod process with its own socket, state dir and log file."""
 
@@ -60,13 +79,15 @@ class Daemon:
         self.env = dict(os.environ, **(env or {}))
         self.env.pop("NOTIFY_SOCKET", None)
         self.proc = None
+        _open_daemons.add(self)
         if start:
             self.start()
 
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=self.logf,
-                                     env=self.env, start_new_session=True)
+                                     env=self.env, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         if wait:
             self.wait_ready()
         return self
@@ -108,6 +129,7 @@ class Daemon:
         return self.proc.returncode
 
     def close(self):
+        _open_daemons.discard(self)
         try:
             self.stop()
         finally:
@@ -185,6 +207,8 @@ class RpcError(Exception):
 
 def main():
     """Run the calling module's tests; exit 77 when every test skipped."""
+    # meson stops a test that times out with SIGTERM: clean up on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not NONOD or not os.access(NONOD, os.X_OK):
         skip("NONOD does not name the built nonod")
     warnings.simplefilter("ignore", ResourceWarning)
