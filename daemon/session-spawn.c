@@ -21,7 +21,6 @@
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -77,6 +76,8 @@ struct child_args {
 	bool pty;
 	int errfd;
 	int cgroup_fd; /* join by writing cgroup.procs when clone3 could not */
+	uid_t uid;     /* who the worker will be (spawn_may_share_mm) */
+	gid_t gid;
 };
 
 
@@ -294,37 +295,30 @@ static long spawn_clone3_vm(struct clone_args *args, struct child_args *ca)
 #endif
 
 /*
- * A worker's credential change sets the dumpable flag of the memory it
- * shares with nonod to fs.suid_dumpable until its execve. 0 and 2 keep
- * other processes of the user out (ptrace needs CAP_SYS_PTRACE); 1 (the
- * documented insecure debug setting) would let them into nonod's memory
- * for that moment, so there the worker gets a copy instead.
+ * Share the address space only with a worker that keeps nonod's own uid and
+ * gid (user mode, or root's sessions in system mode). A worker that changes
+ * identity becomes signalable by its user before it has exec'd: one
+ * SIGSTOP (or a cwd on the user's FUSE mount) would hold nonod's loop in
+ * CLONE_VFORK for everyone, and a core dump forced then would hold nonod's
+ * memory. Those workers get a copy, as fork() gives. So do sanitizer
+ * builds: their runtimes keep locks and per-thread state in the shared
+ * memory (a nonod hang in pthread_create was seen once).
  */
-static bool spawn_may_share_mm(void)
+static bool spawn_may_share_mm(const struct child_args *ca)
 {
-	static int fd = -2;
-	char c = '1';
-
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-	/* Sanitizer runtimes keep locks and per-thread state in the memory a
-	 * CLONE_VM child would share (a nonod hang in pthread_create was seen
-	 * once): test builds take the copy, which cannot wedge them. */
+	(void)ca;
 	return false;
+#else
+	return ca->uid == geteuid() && ca->gid == getegid();
 #endif
-
-	if (fd == -2)
-		fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || pread(fd, &c, 1, 0) != 1)
-		return false;
-	return c != '1';
 }
 
 /* clone3 straight into the session's cgroup where there is one. */
 static pid_t spawn_clone(int cgroup_fd, struct child_args *ca)
 {
 	char *stack = spawn_stack();
-	unsigned long share = spawn_may_share_mm() ? CLONE_VM | CLONE_VFORK : 0;
-	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	unsigned long share = spawn_may_share_mm(ca) ? CLONE_VM | CLONE_VFORK : 0;
 	sigset_t all, old;
 	pid_t pid = -1;
 	int e;
@@ -375,10 +369,6 @@ static pid_t spawn_clone(int cgroup_fd, struct child_args *ca)
 	pid = clone(spawn_child_fn, stack + SPAWN_STACK_SIZE, (int)share | SIGCHLD, ca);
 out:
 	e = errno;
-	/* What the worker's uid change did to the shared flag: nonod's own
-	 * stays as the vault set it (not dumpable). */
-	if (share && dumpable == 0)
-		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	errno = e;
 	return pid;
@@ -830,6 +820,8 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 		.sc = sc, .argv = s->argv, .envp = sandbox_compiled_envp(sc), .cwd = s->cwd,
 		.stdio = { child_stdio[0], child_stdio[1], child_stdio[2] },
 		.pty = s->stdio == SESSION_STDIO_PTY, .errfd = errp[1], .cgroup_fd = -1,
+		.uid = spec.creds.set ? spec.creds.uid : geteuid(),
+		.gid = spec.creds.set ? spec.creds.gid : getegid(),
 	};
 	pid = spawn_clone(cgroup_fd, &ca);
 	if (pid < 0) {

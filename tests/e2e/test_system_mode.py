@@ -10,6 +10,7 @@ import unittest
 
 import nonotest
 from nonotest import Daemon
+from sessions import run
 from users import as_user, ensure_group, ensure_user
 
 USERS = ("nono-e2e-a", "nono-e2e-b")
@@ -107,6 +108,42 @@ out['stdout'] = so.decode(); out['stderr'] = se.decode()
 """)
         self.assertNotIn("b's secret", out["stdout"])
         self.assertEqual(out["stderr"].count("Permission denied"), 3, out["stderr"])
+
+    def test_stopped_worker_cannot_freeze_nonod(self):
+        """A user stops their workers between clone and exec, as fast as
+        they are made (kill(-1, SIGSTOP) in a loop): nonod keeps answering
+        everyone else, and keeps starting sessions."""
+        try:
+            out = as_user(self, self.d, self.a, f"""
+import threading, os, signal, time
+stop = []
+def stopper():
+    while not stop:
+        try:
+            os.kill(-1, signal.SIGSTOP)
+        except OSError:
+            pass
+t = threading.Thread(target=stopper)
+t.start()
+n, end = 0, time.monotonic() + 4
+try:
+    while time.monotonic() < end:
+        c.send({{"jsonrpc": "2.0", "id": n + 10, "method": "session.create",
+                "params": {{"argv": ["/bin/true"], "cwd": {self.ws!r}, "environ": PATH_ENV}}}})
+        n += 1
+        time.sleep(0.002)
+finally:
+    stop.append(1)
+    t.join()
+out["sent"] = n
+""", timeout=30)
+            self.assertGreater(out["sent"], 0)
+            root = self.d.client(timeout=15)
+            self.assertEqual(root.call("daemon.status")["mode"], "system")
+            final, _, _ = run(root, ["true"], self.ws)
+            self.assertEqual(final["state"], "exited")
+        finally:
+            subprocess.run(["pkill", "-KILL", "-u", self.a.pw_name], check=False)
 
 
 if __name__ == "__main__":
