@@ -187,6 +187,11 @@ static int run_op(struct snap_store *s, enum snap_op op, const struct snap_param
 	case SNAP_OP_DIFF: {
 		struct snap_info a = { 0 }, b = { 0 };
 		uint8_t ha[SNAP_HASH_LEN], hb[SNAP_HASH_LEN];
+		/* Shared: gc moves live records between packs under the exclusive lock. */
+		if ((rc = repo_lock(r, false)) < 0) {
+			snap_set_err(res, rc, "cannot lock the store");
+			break;
+		}
 		if ((rc = index_get_snapshot(r->db, p->snapshot ? p->snapshot : "", &a)) < 0) {
 			snap_set_err(res, rc, "no snapshot %s", p->snapshot ? p->snapshot : "");
 			break;
@@ -202,9 +207,7 @@ static int run_op(struct snap_store *s, enum snap_op op, const struct snap_param
 				.excludes = a.excludes, .nexcludes = a.nexcludes,
 				.allow_unreadable = true, .commit = false,
 			};
-			rc = repo_lock(r, false);
-			if (rc == 0)
-				rc = snap_create_run(r, &cr, &co, ctl, res, &b);
+			rc = snap_create_run(r, &cr, &co, ctl, res, &b);
 		}
 		if (rc == 0 && (snap_unhex(a.root, ha) < 0 || snap_unhex(b.root, hb) < 0))
 			rc = -EBADMSG;

@@ -103,7 +103,12 @@ int repo_open(const char *root, uid_t uid, struct snap_repo **out)
 	rc = db_open(path, &r->db);
 	if (rc < 0)
 		goto fail;
-	rc = index_migrate(r->db);
+	/* A commit must be on disk before what it makes unreachable goes:
+	 * gc unlinks packs and objects right after its index commits, and a
+	 * committed snapshot must survive power loss, not only a crash. */
+	rc = db_exec(r->db, "PRAGMA synchronous=FULL;");
+	if (rc == 0)
+		rc = index_migrate(r->db);
 	if (rc == 0)
 		rc = pack_state_new(r);
 	if (rc < 0)
