@@ -23,6 +23,13 @@ struct sandbox_rlimit {
 	struct rlimit lim;
 };
 
+/* What a path resolved to at compile time: the child checks it meets the
+ * same inode before it mounts anything there (mounts.c). */
+struct sandbox_inode {
+	dev_t dev;
+	ino_t ino;
+};
+
 struct sandbox_compiled {
 	int ruleset_fd;              /* -1 when Landlock is not enforced */
 	int verify_fd;               /* O_PATH dir that Landlock must deny, or -1 */
@@ -39,12 +46,14 @@ struct sandbox_compiled {
 	bool mounts_ro;              /* private mount ns, read-only but rw_paths */
 	char **rw_paths;             /* owned, resolved WRITE paths */
 	bool rw_is_mount[SANDBOX_MAX_RW_MOUNTS]; /* bound back into a mask: no self-bind */
+	struct sandbox_inode rw_inode[SANDBOX_MAX_RW_MOUNTS];
 	size_t nrw;
 	/* Directories hidden behind an empty tmpfs (sockets live there), and the
 	 * allowed paths inside each that are bound back: NULL-terminated, owned. */
 	char *masks[SANDBOX_MAX_MASKS + 1];
 	char **mask_keep[SANDBOX_MAX_MASKS];
 	bool mask_keep_dir[SANDBOX_MAX_MASKS][SANDBOX_MAX_MASK_KEEP];
+	struct sandbox_inode mask_keep_inode[SANDBOX_MAX_MASKS][SANDBOX_MAX_MASK_KEEP];
 	char *cwd;                   /* owned, or NULL */
 	struct sandbox_report report;
 };
@@ -72,6 +81,8 @@ struct sandbox_path_res {
 					beyond the fds kept open: reopen by path) */
 	bool exists;
 	mode_t mode;                 /* st_mode, when exists */
+	dev_t dev;                   /* st_dev and st_ino, when exists: the mount */
+	ino_t ino;                   /*   code checks it meets the same inode */
 };
 
 struct sandbox_paths {

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,34 @@ static bool list_has(char *const *list, size_t n, const char *p)
 		if (strcmp(list[i], p) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * A kept path inside another kept directory comes along with it: binding it
+ * again would resolve its mount point through the user's directory, as root.
+ */
+static size_t mounts_drop_nested(char **keep, size_t n, bool *is_dir, struct sandbox_inode *inode)
+{
+	bool drop[SANDBOX_MAX_MASK_KEEP] = { false };
+	size_t out = 0;
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n && !drop[i]; j++)
+			drop[i] = j != i && is_dir[j] && strcmp(keep[i], keep[j]) != 0 &&
+				  path_under(keep[i], keep[j]);
+	for (size_t i = 0; i < n; i++) {
+		if (drop[i]) {
+			free(keep[i]);
+			continue;
+		}
+		keep[out] = keep[i];
+		is_dir[out] = is_dir[i];
+		inode[out] = inode[i];
+		out++;
+	}
+	for (size_t i = out; i < n; i++)
+		keep[i] = NULL;
+	return out;
 }
 
 /*
@@ -98,6 +127,8 @@ static int mounts_compile_masks(const struct sandbox_spec *spec, const struct sa
 				if ((keep[nkeep] = strdup(r->path)) == NULL)
 					continue;
 				c->mask_keep_dir[nmask][nkeep] = S_ISDIR(r->mode);
+				c->mask_keep_inode[nmask][nkeep] =
+					(struct sandbox_inode){ .dev = r->dev, .ino = r->ino };
 				nkeep++;
 			}
 		}
@@ -109,6 +140,8 @@ static int mounts_compile_masks(const struct sandbox_spec *spec, const struct sa
 						   dir, SANDBOX_MAX_MASK_KEEP);
 			continue;
 		}
+		nkeep = mounts_drop_nested(keep, nkeep, c->mask_keep_dir[nmask],
+					   c->mask_keep_inode[nmask]);
 		if ((c->masks[nmask] = strdup(dir)) == NULL) {
 			sandbox_env_free(keep);
 			return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
@@ -171,6 +204,7 @@ int sandbox_mounts_compile(const struct sandbox_spec *spec, const struct sandbox
 		c->rw_paths[c->nrw] = strdup(r->path);
 		if (!c->rw_paths[c->nrw])
 			return sandbox_err(errbuf, errlen, -ENOMEM, "mounts");
+		c->rw_inode[c->nrw] = (struct sandbox_inode){ .dev = r->dev, .ino = r->ino };
 		c->nrw++;
 	}
 	if (spec->hide_shared_dirs &&
@@ -222,8 +256,41 @@ static int mounts_make_point(const char *dir, const char *path, bool is_dir)
 	return 0;
 }
 
+/*
+ * Open a compiled path again in the child (as root, in the new namespace)
+ * without following any symlink, and only if it is still the inode the
+ * policy resolved: a process of the user swapping a component for a
+ * symlink or another directory between compile and here gets the session
+ * refused, never a mount somewhere else. Raw syscalls only.
+ */
+static int mounts_open_checked(const char *path, const struct sandbox_inode *want)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	struct stat st;
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0 || st.st_dev != want->dev || st.st_ino != want->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+/* A detached copy of the tree at fd. */
+static int mounts_clone(int fd)
+{
+	int tree = (int)syscall(SYS_open_tree, fd, "",
+				OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+
+	return tree < 0 ? -errno : tree;
+}
+
 /* Hide dir behind an empty tmpfs and bind back the allowed paths in it. */
-static int mounts_mask(const char *dir, char *const *keep, const bool *keep_dir)
+static int mounts_mask(const char *dir, char *const *keep, const bool *keep_dir,
+		       const struct sandbox_inode *keep_inode)
 {
 	int trees[SANDBOX_MAX_MASK_KEEP];
 	size_t n = 0;
@@ -231,10 +298,13 @@ static int mounts_mask(const char *dir, char *const *keep, const bool *keep_dir)
 
 	/* Detached copies of what stays visible, taken before the tmpfs covers them. */
 	for (; keep[n] != NULL; n++) {
-		trees[n] = (int)syscall(SYS_open_tree, AT_FDCWD, keep[n],
-					OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		int fd = mounts_open_checked(keep[n], &keep_inode[n]);
+
+		trees[n] = fd < 0 ? fd : mounts_clone(fd);
+		if (fd >= 0)
+			close(fd);
 		if (trees[n] < 0) {
-			rc = -errno;
+			rc = trees[n];
 			goto out;
 		}
 	}
@@ -243,6 +313,8 @@ static int mounts_mask(const char *dir, char *const *keep, const bool *keep_dir)
 		rc = -errno;
 		goto out;
 	}
+	/* The mount points are made in the fresh tmpfs, which only we can
+	 * reach: no component there is the user's. */
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc = mounts_make_point(dir, keep[i], keep_dir[i]);
 		if (rc == 0 && syscall(SYS_move_mount, trees[i], "", AT_FDCWD, keep[i],
@@ -251,7 +323,8 @@ static int mounts_mask(const char *dir, char *const *keep, const bool *keep_dir)
 	}
 out:
 	for (size_t i = 0; i < n; i++)
-		close(trees[i]);
+		if (trees[i] >= 0)
+			close(trees[i]);
 	return rc;
 }
 
@@ -259,6 +332,9 @@ int sandbox_mounts_enter(const struct sandbox_compiled *c)
 {
 	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID };
 	struct mount_attr rw = { .attr_clr = MOUNT_ATTR_RDONLY };
+	int rwfd[SANDBOX_MAX_RW_MOUNTS];
+	int rc = 0;
+	size_t i;
 
 	if (!c->mounts_ro)
 		return 0;
@@ -267,22 +343,45 @@ int sandbox_mounts_enter(const struct sandbox_compiled *c)
 	if (syscall(SYS_mount, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
 		return -errno;
 	for (size_t m = 0; c->masks[m] != NULL; m++) {
-		int rc = mounts_mask(c->masks[m], c->mask_keep[m], c->mask_keep_dir[m]);
+		rc = mounts_mask(c->masks[m], c->mask_keep[m], c->mask_keep_dir[m],
+				 c->mask_keep_inode[m]);
 		if (rc < 0)
 			return rc;
 	}
-	for (size_t i = 0; i < c->nrw; i++)
-		if (!c->rw_is_mount[i] &&
-		    syscall(SYS_mount, c->rw_paths[i], c->rw_paths[i], NULL, MS_BIND | MS_REC,
-			    NULL) != 0)
-			return -errno;
-	if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) != 0)
-		return -errno;
-	for (size_t i = 0; i < c->nrw; i++)
-		if (syscall(SYS_mount_setattr, AT_FDCWD, c->rw_paths[i], AT_RECURSIVE, &rw,
+	/* Each WRITE path becomes a mount of its own (bound onto the very
+	 * inode checked; one bound back into a mask is one already), and the
+	 * fd kept names that mount when it is made writable again below. */
+	for (i = 0; i < c->nrw && rc == 0; i++) {
+		int fd = mounts_open_checked(c->rw_paths[i], &c->rw_inode[i]), tree;
+
+		rwfd[i] = fd;
+		if (fd < 0 || c->rw_is_mount[i]) {
+			rc = fd < 0 ? fd : 0;
+			continue;
+		}
+		tree = mounts_clone(fd);
+		if (tree < 0) {
+			rc = tree;
+		} else if (syscall(SYS_move_mount, tree, "", fd, "",
+				   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+			rc = -errno;
+			close(tree);
+		} else {
+			close(fd);
+			rwfd[i] = tree; /* attached now: the new mount's root */
+		}
+	}
+	if (rc == 0 &&
+	    syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) != 0)
+		rc = -errno;
+	for (size_t j = 0; j < i && rc == 0; j++)
+		if (syscall(SYS_mount_setattr, rwfd[j], "", AT_EMPTY_PATH | AT_RECURSIVE, &rw,
 			    sizeof(rw)) != 0)
-			return -errno;
-	return 0;
+			rc = -errno;
+	for (size_t j = 0; j < i; j++)
+		if (rwfd[j] >= 0)
+			close(rwfd[j]);
+	return rc;
 }
 
 bool sandbox_mounts_verify(const struct sandbox_compiled *c)

@@ -207,6 +207,8 @@ found:
 	r->fd = fd;
 	r->exists = true;
 	r->mode = st.st_mode;
+	r->dev = st.st_dev;
+	r->ino = st.st_ino;
 	return 0;
 }
 

@@ -165,9 +165,19 @@ static struct sandbox_compiled *harness_compile(struct harness_spec *hs)
 
 int harness_run(struct harness_spec *hs, int (*fn)(void *), void *arg)
 {
+	return harness_run_after(hs, NULL, fn, arg);
+}
+
+int harness_run_after(struct harness_spec *hs, void (*between)(void), int (*fn)(void *),
+		      void *arg)
+{
 	struct sandbox_compiled *c = harness_compile(hs);
 	enum sandbox_step step;
-	pid_t pid = fork();
+	pid_t pid;
+
+	if (between != NULL)
+		between();
+	pid = fork();
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {

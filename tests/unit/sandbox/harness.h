@@ -49,6 +49,10 @@ void harness_spec_add(struct harness_spec *hs, const char *path, enum sandbox_ac
 /* Exit code of fn(arg) run in a sandboxed child, 128+N if killed by signal
  * N, 100+step if sandbox_enter failed. Fails the test if compile fails. */
 int harness_run(struct harness_spec *hs, int (*fn)(void *), void *arg);
+/* The same, with between() called after compiling and before entering:
+ * the filesystem changing under a compiled sandbox. */
+int harness_run_after(struct harness_spec *hs, void (*between)(void), int (*fn)(void *),
+		      void *arg);
 /* Control: fn(arg) in a child that only drops to nobody (when root). */
 int harness_run_plain(int (*fn)(void *), void *arg);
 /* Control without dropping anything (root keeps its capabilities). */

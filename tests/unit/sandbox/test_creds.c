@@ -357,6 +357,57 @@ START_TEST(test_readonly_mounts_devices)
 }
 END_TEST
 
+/* A WRITE directory swapped for a symlink to "/" (or for another
+ * directory) after compile: the child must not mount there. */
+static char swap_dir[PATH_MAX], swap_away[PATH_MAX], swap_other[PATH_MAX];
+
+static void swap_for_root_symlink(void)
+{
+	ck_assert_int_eq(rename(swap_dir, swap_away), 0);
+	ck_assert_int_eq(symlink("/", swap_dir), 0);
+}
+
+static void swap_for_other_dir(void)
+{
+	ck_assert_int_eq(rename(swap_dir, swap_away), 0);
+	ck_assert_int_eq(rename(swap_other, swap_dir), 0);
+}
+
+static void swap_undo(void)
+{
+	if (unlink(swap_dir) != 0)
+		rename(swap_dir, swap_other);
+	rename(swap_away, swap_dir);
+}
+
+START_TEST(test_readonly_mounts_swap)
+{
+	struct harness_spec hs;
+	char *target = hp(H.outside, "target");
+
+	snprintf(swap_dir, sizeof(swap_dir), "%s", hp(H.root, "swapped"));
+	snprintf(swap_away, sizeof(swap_away), "%s", hp(H.root, "swapped.away"));
+	snprintf(swap_other, sizeof(swap_other), "%s", hp(H.root, "other"));
+	ck_assert_int_eq(mkdir(swap_dir, 0777), 0);
+	ck_assert_int_eq(mkdir(swap_other, 0777), 0);
+	harness_spec_init(&hs);
+	hs.spec.creds.set = false; /* uid 0 without capabilities: only the mount refuses */
+	harness_spec_add(&hs, swap_dir, SANDBOX_WRITE);
+	hs.spec.readonly_mounts = true;
+	/* control: unswapped, the session starts and the rest stays read-only */
+	ck_assert_int_eq(harness_run(&hs, a_chmod, target), EROFS);
+	/* a symlink to "/" must not make the whole namespace writable */
+	ck_assert_int_eq(harness_run_after(&hs, swap_for_root_symlink, a_chmod, target),
+			 100 + SANDBOX_STEP_MOUNTS);
+	swap_undo();
+	/* nor another directory get the writable mount */
+	ck_assert_int_eq(harness_run_after(&hs, swap_for_other_dir, a_chmod, target),
+			 100 + SANDBOX_STEP_MOUNTS);
+	swap_undo();
+	ck_assert_int_eq(harness_run(&hs, a_chmod, target), EROFS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sandbox_creds");
@@ -381,6 +432,7 @@ int main(void)
 	if (sandbox_probe()->mountns) {
 		tcase_add_test(tc, test_readonly_mounts);
 		tcase_add_test(tc, test_readonly_mounts_devices);
+		tcase_add_test(tc, test_readonly_mounts_swap);
 	}
 	else
 		fprintf(stderr, "not run: test_readonly_mounts (no mount namespaces)\n");
