@@ -170,8 +170,13 @@ int session_snap_take(struct session_snap *ss, bool at_start, const char *argv0,
 
 void session_snap_exit_failed(struct session_snap *ss, int err)
 {
-	snprintf(ss->exit_error, sizeof(ss->exit_error), "cannot start the snapshot: %s",
-		 strerror(-err));
+	ss->exit_running = false;
+	if (err == -ECANCELED)
+		snprintf(ss->exit_error, sizeof(ss->exit_error),
+			 "nonod stopped before the exit snapshot was done");
+	else
+		snprintf(ss->exit_error, sizeof(ss->exit_error), "cannot start the snapshot: %s",
+			 strerror(-err));
 }
 
 struct json_object *session_snap_json(const struct session_snap *ss)

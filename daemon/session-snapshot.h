@@ -32,7 +32,8 @@ bool session_snap_wants(const struct session_snap *ss, bool at_start);
 typedef void (*session_snap_done_fn)(int err, const char *detail, void *arg);
 int session_snap_take(struct session_snap *ss, bool at_start, const char *argv0,
 		      session_snap_done_fn done, void *arg);
-/* Record that the exit snapshot could not even be started. */
+/* Record that the exit snapshot could not be started (or, -ECANCELED, was
+ * given up at shutdown). */
 void session_snap_exit_failed(struct session_snap *ss, int err);
 
 /* {"workspace", "start", "exit", "exit_error"?}: new object. */

@@ -44,6 +44,7 @@ static struct session *sessions;       /* live and recently ended, newest first 
 static struct event *ev_sigchld;
 static struct event *ev_stop_timer;
 static void (*stop_done)(void);
+static bool stop_expired;              /* the shutdown grace is over */
 
 static const char *const session_schema[] = {
 	/* 1 */
@@ -603,9 +604,11 @@ static void session_on_exit_snapshot(int err, const char *detail, void *arg)
 {
 	struct session *s = arg;
 
-	if (err < 0)
-		log_warnx("session %s: exit snapshot failed: %s", s->id, detail);
-	session_finish(s);
+	if (s->state == SESSION_FINISHING) { /* not given up on at shutdown */
+		if (err < 0)
+			log_warnx("session %s: exit snapshot failed: %s", s->id, detail);
+		session_finish(s);
+	}
 	session_unref(s);
 }
 
@@ -635,7 +638,9 @@ static void session_ended(struct session *s, int status, const struct rusage *ru
 	log_info("session %s (uid %u) ended: %s, status 0x%x", s->id, (unsigned)s->uid,
 		 s->end_reason, (unsigned)status);
 	/* A session that never ran changed nothing: no exit snapshot. */
-	if (ran && session_snap_wants(s->snap, false)) {
+	if (ran && session_snap_wants(s->snap, false) && stop_expired) {
+		session_snap_exit_failed(s->snap, -ECANCELED);
+	} else if (ran && session_snap_wants(s->snap, false)) {
 		s->refs++;
 		rc = session_snap_take(s->snap, false, s->argv[0], session_on_exit_snapshot, s);
 		if (rc == 0)
@@ -733,16 +738,28 @@ int sessions_init(void)
 		return -ENOMEM;
 	session_cgroup_init();
 	rpc_peer_in_session = session_peer_in_session;
+	stop_expired = false;
 	return 0;
 }
 
 static void sessions_on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
-	for (struct session *s = sessions; s != NULL; s = s->next)
+	struct session *next;
+
+	stop_expired = true;
+	for (struct session *s = sessions; s != NULL; s = next) {
+		next = s->next;
 		if (s->state < SESSION_FINISHING) {
 			log_warnx("session %s did not stop in time: killing its tree", s->id);
 			session_kill_procs(s);
+		} else if (s->state == SESSION_FINISHING) {
+			/* A huge workspace must not hold the daemon up: the job is
+			 * cancelled when the store closes, nothing of it committed. */
+			log_warnx("session %s: exit snapshot not done in time: given up", s->id);
+			session_snap_exit_failed(s->snap, -ECANCELED);
+			session_finish(s);
 		}
+	}
 }
 
 void sessions_stop_all(unsigned int grace_ms, void (*done)(void))

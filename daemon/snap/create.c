@@ -462,6 +462,10 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP
 
 	*total = 0;
 	for (;;) {
+		if (c->ctl->cancel != NULL && atomic_load(c->ctl->cancel)) {
+			rc = -ECANCELED; /* nothing is committed: the store stays as it was */
+			break;
+		}
 		if (!eof && have - start < CDC_MAX) {
 			/* Compact only now: less than CDC_MAX moves, then a refill. */
 			memmove(buf, buf + start, have - start);

@@ -48,6 +48,7 @@ struct snap_store {
 	struct snap_job *jobs;       /* running or finished, not yet reaped */
 	unsigned njobs;
 	struct busy *busy;           /* workspaces being walked or restored */
+	atomic_bool closing;         /* snap_store_free(): creates give up */
 };
 
 struct busy {
@@ -408,6 +409,7 @@ int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_para
 	j->done = done;
 	j->arg = arg;
 	j->ctl.progress = job_progress;
+	j->ctl.cancel = &s->closing;
 	if ((rc = job_copy(j, p)) < 0) {
 		job_free(j);
 		return rc;
@@ -478,7 +480,10 @@ void snap_store_free(struct snap_store *s)
 {
 	if (s == NULL)
 		return;
-	/* Jobs cannot be cancelled mid-write safely: wait for them, drop callbacks. */
+	/* A create gives up at its next chunk (nothing of it is committed);
+	 * the others cannot stop mid-write safely: wait for them all, drop
+	 * their callbacks. */
+	atomic_store(&s->closing, true);
 	for (struct snap_job *j = s->jobs, *nx; j != NULL; j = nx) {
 		nx = j->next;
 		pthread_join(j->th, NULL);

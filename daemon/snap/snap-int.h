@@ -229,6 +229,7 @@ struct create_opts {
 struct job_ctl {             /* shared with job.c for progress */
 	atomic_uint_fast64_t files_done, files_total, bytes_done, bytes_total;
 	void (*progress)(struct job_ctl *ctl);
+	const atomic_bool *cancel;   /* the store is closing: a create gives up (-ECANCELED) */
 };
 int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
 		    const struct create_opts *o, struct job_ctl *ctl,

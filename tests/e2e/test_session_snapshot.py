@@ -161,6 +161,31 @@ class SessionSnapshotTest(unittest.TestCase):
         self.assertEqual([(x["path"], x["kind"]) for x in diff["changes"]], [("a.txt", "modified")])
         self.assertTrue(c.call("snapshot.verify")["ok"])
 
+    def test_daemon_stop_gives_up_a_long_exit_snapshot(self):
+        """A worker that leaves a huge (sparse) file behind cannot hold nonod's
+        shutdown: after the grace the exit snapshot is given up, recorded as
+        such, nothing half-made is committed, and the store verifies."""
+        d = Daemon(config="shutdown_grace = 1s\n")
+        self.addCleanup(d.close)
+        c = d.client()
+        s = c.call("session.create", {"argv": ["truncate", "-s", "500G", "huge"],
+                                      "cwd": self.ws, "environ": PATH_ENV,
+                                      "policy": policy(on_exit=True)})
+        for _ in range(600):
+            if c.call("session.get", {"id": s["id"]})["state"] == "finishing":
+                break
+            time.sleep(0.05)
+        self.assertEqual(c.call("session.get", {"id": s["id"]})["state"], "finishing")
+        self.assertEqual(d.stop(timeout=60), 0, d.logtext()[-2000:])
+        self.assertIn("given up", d.logtext())
+        d.start()
+        c = d.client()
+        row = next(h for h in c.call("session.list", {"history": True})["history"]
+                   if h["id"] == s["id"])
+        self.assertNotIn("snapshot_exit", row)
+        self.assertEqual(c.call("snapshot.list", {"workspace": self.ws})["snapshots"], [])
+        self.assertTrue(c.call("snapshot.verify")["ok"])
+
     def test_abandoned_create_starts_nothing(self):
         """A client that goes away while its baseline is being taken gets no
         session: nobody would know its id."""
