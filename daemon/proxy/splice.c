@@ -25,9 +25,14 @@
  * through a tunnel on loopback against ~1 GB/s at 1 MiB (bench/README.md);
  * above /proc/sys/fs/pipe-max-size (1 MiB) it needs CAP_SYS_RESOURCE, so a
  * user-mode daemon falls back to 1 MiB, then to the default.
+ * Only SPLICE_BIG_PIPES directions at a time get them, daemon-wide: a
+ * sandbox that opens many tunnels and never reads would otherwise pin
+ * megabytes of kernel memory for each (root is exempt from the pipe
+ * limits). The rest keep the default 64 KiB.
  */
 #define SPLICE_PIPE_SIZE (4 * 1024 * 1024)
 #define SPLICE_PIPE_FALLBACK (1024 * 1024)
+#define SPLICE_BIG_PIPES 16
 #define SPLICE_ROUNDS 16 /* per callback and direction: fairness */
 #define SPLICE_BUDGET (2 * SPLICE_PIPE_SIZE) /* bytes out per callback, likewise */
 
@@ -37,10 +42,13 @@ struct sdir {
 	int pipe[2];
 	size_t inpipe;
 	bool eof, done;
+	bool big;         /* counted in big_pipes */
 	uint64_t *count;
 	struct event *rd; /* src readable */
 	struct event *wr; /* dst writable */
 };
+
+static unsigned big_pipes; /* loop thread only */
 
 struct splice_tunnel {
 	struct conn *c;
@@ -143,6 +151,8 @@ splice_tunnel_free(struct splice_tunnel *t)
 			close(d->pipe[0]);
 		if (d->pipe[1] >= 0)
 			close(d->pipe[1]);
+		if (d->big)
+			big_pipes--;
 	}
 	free(t);
 }
@@ -170,8 +180,12 @@ splice_tunnel_start(struct conn *c, int front_fd, int back_fd,
 			splice_tunnel_free(t);
 			return -e;
 		}
-		if (fcntl(d->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE) < 0)
-			fcntl(d->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_FALLBACK); /* best effort */
+		if (big_pipes < SPLICE_BIG_PIPES &&
+		    (fcntl(d->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE) >= 0 ||
+		     fcntl(d->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_FALLBACK) >= 0)) {
+			d->big = true;
+			big_pipes++;
+		}
 		d->rd = event_new(base, d->src, EV_READ | EV_PERSIST, sdir_cb, d);
 		d->wr = event_new(base, d->dst, EV_WRITE | EV_PERSIST, sdir_cb, d);
 		if (d->rd == NULL || d->wr == NULL) {
