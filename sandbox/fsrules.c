@@ -24,10 +24,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define SANDBOX_MAX_FS_RULES 8192
@@ -186,6 +188,24 @@ static int fs_split(struct fs_ctx *x, int dirfd, const char *dirpath, __u64 acce
 }
 
 /* One allowed path: a plain rule, or a carve-out walk when denies lie beneath. */
+
+/* Reopen a resolved path by name: no symlink on the way, the same inode. */
+static int fs_reopen(const struct sandbox_path_res *pr)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	struct stat st;
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, pr->path, &how, sizeof(how));
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0 || st.st_dev != pr->dev || st.st_ino != pr->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
 static int fs_allow(struct fs_ctx *x, const struct sandbox_path_res *pr, __u64 access,
 		    const struct sandbox_paths *paths, const struct sandbox_spec *spec,
 		    struct sandbox_report *report)
@@ -212,10 +232,11 @@ static int fs_allow(struct fs_ctx *x, const struct sandbox_path_res *pr, __u64 a
 		if (path_strictly_within(d, path))
 			denies[nd++] = d;
 	}
-	/* The inode resolved in paths.c; reopened only past the fds it keeps. */
-	fd = pr->fd >= 0 ? pr->fd : open(path, O_PATH | O_CLOEXEC);
+	/* The inode resolved in paths.c; reopened only past the fds it keeps,
+	 * and then only if it is still that inode (no symlink swapped in). */
+	fd = pr->fd >= 0 ? pr->fd : fs_reopen(pr);
 	if (fd < 0)
-		rc = sandbox_err(x->errbuf, x->errlen, -errno, "open %s", path);
+		rc = sandbox_err(x->errbuf, x->errlen, fd, "open %s", path);
 	else if (nd == 0)
 		rc = fs_add(x, fd, path, access);
 	else
