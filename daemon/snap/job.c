@@ -481,14 +481,23 @@ void snap_store_free(struct snap_store *s)
 	if (s == NULL)
 		return;
 	/* A create gives up at its next chunk (nothing of it is committed);
-	 * the others cannot stop mid-write safely: wait for them all, drop
-	 * their callbacks. */
+	 * the others cannot stop mid-write safely. Wait for them all, then
+	 * hand each its result as the loop would have, so whoever started it
+	 * frees what it holds for it. */
 	atomic_store(&s->closing, true);
 	for (struct snap_job *j = s->jobs, *nx; j != NULL; j = nx) {
+		struct snap_result *res = malloc(sizeof(*res));
+
 		nx = j->next;
 		pthread_join(j->th, NULL);
+		if (res != NULL) {
+			*res = j->res;
+			memset(&j->res, 0, sizeof(j->res));
+		}
+		j->done(res, j->arg);
 		job_free(j);
 	}
+	s->jobs = NULL;
 	if (s->ev != NULL)
 		event_free(s->ev);
 	if (s->pipefd[0] >= 0)

@@ -167,7 +167,8 @@ struct snap_progress {
  * NULL for synchronous use only. Returns 0 and *out, or -errno.
  */
 int snap_store_new(const char *root, struct event_base *base, struct snap_store **out);
-/* Waits for running jobs (their callbacks are not called), then frees. NULL is a no-op. */
+/* Cancels running creates, waits for every job and calls its done callback
+ * (on the calling thread), then frees. NULL is a no-op. */
 void snap_store_free(struct snap_store *s);
 
 /* Run op synchronously in the calling thread; fills *res (always; free it). Returns res->err. */

