@@ -116,42 +116,42 @@ static int progress_wait(struct nonoctl *ctl, struct progress *p)
 }
 
 /*
- * Call method with params (owned, consumed). On success *res owns the
- * parsed result and EXIT_OK is returned (with --json, the result is
- * printed); otherwise the exit code after printing why.
+ * Call method with params (owned, consumed), drawing snapshot.progress on a
+ * terminal when progress is set. On success *res owns the parsed result and
+ * EXIT_OK is returned (with --json, the result is printed); otherwise the
+ * exit code after printing why.
  */
 static int snap_call(struct nonoctl *ctl, const char *what, const char *method,
 		     struct json_object *params, bool progress, struct json_object **res)
 {
 	struct progress p = { .bar = progress && isatty(2) };
-	nono_error *err = NULL;
 	int r;
 
 	*res = NULL;
+	if (!progress) { /* the plain call, plus the check that it is an object */
+		r = nonoctl_call(ctl, what, method, params, res);
+		if (r == EXIT_OK && !json_object_is_type(*res, json_type_object)) {
+			out_warnx("%s: the daemon's reply is not a JSON object", what);
+			r = EXIT_DAEMON_ERROR;
+		}
+		return r;
+	}
 	r = nonoctl_connect(ctl);
 	if (r != EXIT_OK) {
 		json_object_put(params);
 		return r;
 	}
-	if (!progress) {
-		r = nono_client_call(ctl->client, method,
-				     json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN),
-				     &p.result, &err);
-		p.err = err;
-	} else {
-		nono_client_set_notify_cb(ctl->client, on_notify, &p);
-		r = nono_client_call_async(ctl->client, method,
-					   json_object_to_json_string_ext(params,
-									  JSON_C_TO_STRING_PLAIN),
-					   NULL, 0, on_reply, &p, &p.err);
-		if (r == 0 && (r = progress_wait(ctl, &p)) == -ETIMEDOUT) {
-			out_warnx("%s: no reply within %d s", what, ctl->timeout_ms / 1000);
-			r = EXIT_UNAVAILABLE;
-		}
-		nono_client_set_notify_cb(ctl->client, NULL, NULL);
-		if (p.drawn)
-			fputs("\r\033[K", stderr);
+	nono_client_set_notify_cb(ctl->client, on_notify, &p);
+	r = nono_client_call_async(ctl->client, method,
+				   json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN),
+				   NULL, 0, on_reply, &p, &p.err);
+	if (r == 0 && (r = progress_wait(ctl, &p)) == -ETIMEDOUT) {
+		out_warnx("%s: no reply within %d s", what, ctl->timeout_ms / 1000);
+		r = EXIT_UNAVAILABLE;
 	}
+	nono_client_set_notify_cb(ctl->client, NULL, NULL);
+	if (p.drawn)
+		fputs("\r\033[K", stderr);
 	json_object_put(params);
 	if (r == EXIT_UNAVAILABLE) {
 		nono_error_free(p.err);
