@@ -16,17 +16,15 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
 #include "log.h"
 #include "proxy-int.h"
 
-static void front_read_cb(struct bufferevent *bev, void *arg);
-static void front_write_cb(struct bufferevent *bev, void *arg);
-static void front_event_cb(struct bufferevent *bev, short what, void *arg);
+static void front_read_cb(struct stream *bev, void *arg);
+static void front_write_cb(struct stream *bev, void *arg);
+static void front_event_cb(struct stream *bev, short what, void *arg);
 
 void
 proxy_conn_audit(struct conn *c, const char *method, const char *host, uint16_t port,
@@ -77,11 +75,11 @@ proxy_conn_close(struct conn *c)
 	if (c->timer)
 		event_free(c->timer);
 	if (c->front)
-		bufferevent_free(c->front);
+		stream_free(c->front);
 	if (c->back_up)
 		upstream_free(c->back_up);
 	else if (c->back)
-		bufferevent_free(c->back);
+		stream_free(c->back);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->front = c->back = NULL;
@@ -104,8 +102,8 @@ static void
 closing_check(struct conn *c)
 {
 	if (c->lingering ||
-	    evbuffer_get_length(bufferevent_get_output(c->front)) != 0 ||
-	    (c->back && evbuffer_get_length(bufferevent_get_output(c->back)) != 0))
+	    evbuffer_get_length(stream_output(c->front)) != 0 ||
+	    (c->back && evbuffer_get_length(stream_output(c->back)) != 0))
 		return;
 	if (c->back) {
 		/* a tunnel ends both ways at once */
@@ -113,10 +111,10 @@ closing_check(struct conn *c)
 		return;
 	}
 	c->lingering = true;
-	shutdown(bufferevent_getfd(c->front), SHUT_WR);
-	evbuffer_drain(bufferevent_get_input(c->front),
-		       evbuffer_get_length(bufferevent_get_input(c->front)));
-	bufferevent_enable(c->front, EV_READ);
+	shutdown(stream_fd(c->front), SHUT_WR);
+	evbuffer_drain(stream_input(c->front),
+		       evbuffer_get_length(stream_input(c->front)));
+	stream_enable(c->front, EV_READ);
 	proxy_conn_arm_timer(c, 2000);
 }
 
@@ -124,11 +122,11 @@ void
 proxy_conn_drain_close(struct conn *c)
 {
 	c->mode = CONN_CLOSING;
-	bufferevent_disable(c->front, EV_READ);
-	bufferevent_setwatermark(c->front, EV_WRITE, 0, 0);
+	stream_disable(c->front, EV_READ);
+	stream_setwatermark(c->front, EV_WRITE, 0, 0);
 	if (c->back) {
-		bufferevent_disable(c->back, EV_READ);
-		bufferevent_setwatermark(c->back, EV_WRITE, 0, 0);
+		stream_disable(c->back, EV_READ);
+		stream_setwatermark(c->back, EV_WRITE, 0, 0);
 	}
 	proxy_conn_arm_timer(c, 5000); /* a client that never reads cannot pin us */
 	closing_check(c);
@@ -165,7 +163,7 @@ proxy_conn_fail(struct conn *c, int status, const char *hdr, const char *reason)
 
 	snprintf(r, sizeof(r), "%s", reason);
 	sanitize(r);
-	evbuffer_add_printf(bufferevent_get_output(c->front),
+	evbuffer_add_printf(stream_output(c->front),
 			    "HTTP/1.1 %d %s\r\n"
 			    "%s: %s\r\n"
 			    "%s"
@@ -218,10 +216,10 @@ deny(struct conn *c, const char *reason)
 }
 
 static void
-tunnel_relay(struct conn *c, struct bufferevent *src, struct bufferevent *dst)
+tunnel_relay(struct conn *c, struct stream *src, struct stream *dst)
 {
-	struct evbuffer *in = bufferevent_get_input(src);
-	struct evbuffer *out = bufferevent_get_output(dst);
+	struct evbuffer *in = stream_input(src);
+	struct evbuffer *out = stream_output(dst);
 	size_t n = evbuffer_get_length(in);
 
 	if (src == c->front)
@@ -230,13 +228,13 @@ tunnel_relay(struct conn *c, struct bufferevent *src, struct bufferevent *dst)
 		c->t_out += n;
 	evbuffer_add_buffer(out, in);
 	if (evbuffer_get_length(out) >= PROXY_BUF_HIGH) {
-		bufferevent_disable(src, EV_READ);
-		bufferevent_setwatermark(dst, EV_WRITE, PROXY_BUF_HIGH / 2, 0);
+		stream_disable(src, EV_READ);
+		stream_setwatermark(dst, EV_WRITE, PROXY_BUF_HIGH / 2, 0);
 	}
 }
 
 static void
-back_read_cb(struct bufferevent *bev, void *arg)
+back_read_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -245,7 +243,7 @@ back_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-back_write_cb(struct bufferevent *bev, void *arg)
+back_write_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -254,12 +252,12 @@ back_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	/* drained below the mark: resume the side feeding us */
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->front, EV_READ);
+	stream_setwatermark(bev, EV_WRITE, 0, 0);
+	stream_enable(c->front, EV_READ);
 }
 
 static void
-back_event_cb(struct bufferevent *bev, short what, void *arg)
+back_event_cb(struct stream *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
@@ -277,34 +275,32 @@ proxy_conn_tunnel_start(struct conn *c)
 	c->mode = CONN_TUNNEL;
 	evtimer_del(c->timer);
 	/* libevent's default 16 KiB per syscall caps bulk relays */
-	bufferevent_set_max_single_read(c->front, PROXY_IO_CHUNK);
-	bufferevent_set_max_single_write(c->front, PROXY_IO_CHUNK);
-	bufferevent_set_max_single_read(c->back, PROXY_IO_CHUNK);
-	bufferevent_set_max_single_write(c->back, PROXY_IO_CHUNK);
-	bufferevent_setcb(c->back, back_read_cb, back_write_cb, back_event_cb, c);
-	bufferevent_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
-	bufferevent_set_timeouts(c->back, NULL, NULL);
-	bufferevent_setwatermark(c->back, EV_READ, 0, PROXY_READ_HIGH);
-	bufferevent_enable(c->back, EV_READ | EV_WRITE);
-	bufferevent_enable(c->front, EV_READ | EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_input(c->front)))
+	stream_set_max_read(c->front, PROXY_IO_CHUNK);
+	stream_set_max_read(c->back, PROXY_IO_CHUNK);
+	stream_setcb(c->back, back_read_cb, back_write_cb, back_event_cb, c);
+	stream_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
+	stream_set_timeouts(c->back, NULL, NULL);
+	stream_setwatermark(c->back, EV_READ, 0, PROXY_READ_HIGH);
+	stream_enable(c->back, EV_READ | EV_WRITE);
+	stream_enable(c->front, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(stream_input(c->front)))
 		tunnel_relay(c, c->front, c->back);
-	if (evbuffer_get_length(bufferevent_get_input(c->back)))
+	if (evbuffer_get_length(stream_input(c->back)))
 		tunnel_relay(c, c->back, c->front);
 }
 
 static void
-tunnel_connect_cb(struct bufferevent *bev, short what, void *arg)
+tunnel_connect_cb(struct stream *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & STREAM_CONNECTED) {
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 		int one = 1;
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+		setsockopt(stream_fd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 			   sizeof(one));
 		/* nothing pipelined: hand both sockets to the splice relay */
-		if (evbuffer_get_length(bufferevent_get_input(c->front)) == 0) {
+		if (evbuffer_get_length(stream_input(c->front)) == 0) {
 			if (send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) !=
 			    (ssize_t)sizeof(ok) - 1) {
 				proxy_conn_close(c);
@@ -312,13 +308,13 @@ tunnel_connect_cb(struct bufferevent *bev, short what, void *arg)
 			}
 			c->mode = CONN_TUNNEL;
 			evtimer_del(c->timer);
-			bufferevent_disable(c->front, EV_READ | EV_WRITE);
-			bufferevent_disable(c->back, EV_READ | EV_WRITE);
-			if (splice_tunnel_start(c, c->fd, bufferevent_getfd(c->back),
+			stream_disable(c->front, EV_READ | EV_WRITE);
+			stream_disable(c->back, EV_READ | EV_WRITE);
+			if (splice_tunnel_start(c, c->fd, stream_fd(c->back),
 						&c->splice) == 0)
 				return;
 		} else {
-			evbuffer_add(bufferevent_get_output(c->front), ok, sizeof(ok) - 1);
+			evbuffer_add(stream_output(c->front), ok, sizeof(ok) - 1);
 		}
 		proxy_conn_tunnel_start(c);
 		return;
@@ -328,7 +324,7 @@ tunnel_connect_cb(struct bufferevent *bev, short what, void *arg)
 		 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	proxy_conn_audit(c, "CONNECT", c->host, c->port, "", 502, 0, 0, NULL, r,
 		   c->t_start);
-	bufferevent_free(c->back);
+	stream_free(c->back);
 	c->back = NULL;
 	proxy_conn_fail(c, 502, "X-Nono-Error", r);
 }
@@ -340,7 +336,7 @@ intercept_start(struct conn *c)
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	SSL *ssl;
 
-	if (evbuffer_get_length(bufferevent_get_input(c->front)) != 0) {
+	if (evbuffer_get_length(stream_input(c->front)) != 0) {
 		proxy_conn_fail(c, 400, "X-Nono-Error", "data sent before the CONNECT reply");
 		return;
 	}
@@ -349,17 +345,15 @@ intercept_start(struct conn *c)
 		proxy_conn_fail(c, 502, "X-Nono-Error", "cannot issue a certificate");
 		return;
 	}
-	/* the 200 goes out directly: the TLS bufferevent takes the socket next */
+	/* the 200 goes out directly: the TLS stream takes the socket next */
 	if (send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(ok) - 1) {
 		SSL_free(ssl);
 		proxy_conn_close(c);
 		return;
 	}
-	bufferevent_free(c->front);
-	/* from here the TLS bufferevent owns the socket and the SSL */
-	c->front = bufferevent_openssl_socket_new(c->proxy->base, c->fd, ssl,
-						  BUFFEREVENT_SSL_ACCEPTING,
-						  BEV_OPT_CLOSE_ON_FREE);
+	stream_free(c->front);
+	/* from here the TLS stream owns the socket and the SSL */
+	c->front = stream_new(c->proxy->base, c->fd, ssl, STREAM_TLS_ACCEPT, true);
 	if (c->front == NULL) {
 		SSL_free(ssl);
 		proxy_conn_close(c);
@@ -367,10 +361,9 @@ intercept_start(struct conn *c)
 	}
 	c->fd = -1;
 	c->ssl = ssl;
-	bufferevent_openssl_set_allow_dirty_shutdown(c->front, 1);
-	bufferevent_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
-	bufferevent_setwatermark(c->front, EV_READ, 0, PROXY_READ_HIGH);
-	bufferevent_enable(c->front, EV_READ | EV_WRITE);
+		stream_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
+	stream_setwatermark(c->front, EV_READ, 0, PROXY_READ_HIGH);
+	stream_enable(c->front, EV_READ | EV_WRITE);
 	c->mode = CONN_TLS;
 	proxy_conn_arm_timer(c, c->proxy->cfg.header_timeout_ms);
 }
@@ -395,16 +388,19 @@ connect_resolved(void *arg, const struct resolve_result *res)
 		intercept_start(c);
 		return;
 	}
-	c->back = bufferevent_socket_new(c->proxy->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->back = stream_new(c->proxy->base, -1, NULL, STREAM_PLAIN, true);
 	if (c->back == NULL) {
 		proxy_conn_fail(c, 502, "X-Nono-Error", "out of memory");
 		return;
 	}
-	bufferevent_setcb(c->back, NULL, NULL, tunnel_connect_cb, c);
+	stream_setcb(c->back, NULL, NULL, tunnel_connect_cb, c);
 	struct timeval tv = {PROXY_CONNECT_TIMEOUT_S, 0};
-	bufferevent_set_timeouts(c->back, NULL, &tv);
-	bufferevent_socket_connect(c->back, (struct sockaddr *)&res->addr,
-				   (int)res->addrlen);
+	stream_set_timeouts(c->back, NULL, &tv);
+	if (stream_connect(c->back, (struct sockaddr *)&res->addr, res->addrlen) < 0) {
+		stream_free(c->back);
+		c->back = NULL;
+		proxy_conn_fail(c, 502, "X-Nono-Error", "cannot create a socket");
+	}
 }
 
 int
@@ -436,7 +432,7 @@ proxy_conn_parse_authority(const char *t, size_t n, char *host, size_t hostlen,
 static void
 handle_connect(struct conn *c, const struct http1_msg *m)
 {
-	struct evbuffer *in = bufferevent_get_input(c->front);
+	struct evbuffer *in = stream_input(c->front);
 	bool is_ip = false;
 	char r[PROXY_HOST_MAX + 96];
 
@@ -465,7 +461,7 @@ handle_connect(struct conn *c, const struct http1_msg *m)
 	}
 	c->mode = CONN_WAIT;
 	evtimer_del(c->timer);
-	bufferevent_disable(c->front, EV_READ);
+	stream_disable(c->front, EV_READ);
 	c->rreq = resolve_start(c->proxy, c->host, c->port,
 				c->l->rules.allow_private, connect_resolved, c);
 	if (c->rreq == NULL)
@@ -495,7 +491,7 @@ proxy_conn_head_ready(struct conn *c, struct evbuffer *in)
 static void
 proxy_read(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->front);
+	struct evbuffer *in = stream_input(c->front);
 	size_t len = evbuffer_get_length(in);
 	size_t n = len < HTTP1_MAX_HEAD ? len : HTTP1_MAX_HEAD;
 	struct http1_msg *m;
@@ -548,7 +544,7 @@ proxy_read(struct conn *c)
 }
 
 static void
-front_read_cb(struct bufferevent *bev, void *arg)
+front_read_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -563,8 +559,8 @@ front_read_cb(struct bufferevent *bev, void *arg)
 		tunnel_relay(c, c->front, c->back);
 		break;
 	case CONN_CLOSING:
-		evbuffer_drain(bufferevent_get_input(bev),
-			       evbuffer_get_length(bufferevent_get_input(bev)));
+		evbuffer_drain(stream_input(bev),
+			       evbuffer_get_length(stream_input(bev)));
 		break;
 	default:
 		break;
@@ -572,7 +568,7 @@ front_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-front_write_cb(struct bufferevent *bev, void *arg)
+front_write_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -581,8 +577,8 @@ front_write_cb(struct bufferevent *bev, void *arg)
 		closing_check(c);
 		break;
 	case CONN_TUNNEL:
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		bufferevent_enable(c->back, EV_READ);
+		stream_setwatermark(bev, EV_WRITE, 0, 0);
+		stream_enable(c->back, EV_READ);
 		break;
 	case CONN_HTTP:
 		http_on_read(c); /* resumes a paused upstream; parses nothing new */
@@ -593,12 +589,12 @@ front_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-front_event_cb(struct bufferevent *bev, short what, void *arg)
+front_event_cb(struct stream *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
 	if (c->mode == CONN_TLS) {
-		if (what & BEV_EVENT_CONNECTED) {
+		if (what & STREAM_CONNECTED) {
 			evtimer_del(c->timer);
 			c->mode = CONN_HTTP;
 			http_start(c);
@@ -660,13 +656,13 @@ proxy_conn_accept(struct proxy_listener *l, int fd)
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
 	c->timer = evtimer_new(l->proxy->base, timer_cb, c);
-	c->front = bufferevent_socket_new(l->proxy->base, fd, 0);
+	c->front = stream_new(l->proxy->base, fd, NULL, STREAM_PLAIN, false);
 	if (c->timer == NULL || c->front == NULL) {
 		proxy_conn_close(c);
 		return;
 	}
-	bufferevent_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
-	bufferevent_setwatermark(c->front, EV_READ, 0, PROXY_READ_HIGH);
-	bufferevent_enable(c->front, EV_READ | EV_WRITE);
+	stream_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
+	stream_setwatermark(c->front, EV_READ, 0, PROXY_READ_HIGH);
+	stream_enable(c->front, EV_READ | EV_WRITE);
 	proxy_conn_arm_timer(c, l->proxy->cfg.header_timeout_ms);
 }

@@ -16,14 +16,13 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
 #include "log.h"
 #include "proxy-int.h"
 
-static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_read_cb(struct stream *bev, void *arg);
 
 void
 http_free(struct conn *c)
@@ -99,7 +98,7 @@ on_request(struct conn *c, const char *buf)
 	x->req_left = m->content_length;
 	x->req_done = m->body == HTTP1_BODY_NONE;
 	http1_chunked_init(&x->req_ch);
-	evbuffer_drain(bufferevent_get_input(c->front), m->head_len);
+	evbuffer_drain(stream_input(c->front), m->head_len);
 	/* keep reading: input is capped by the read watermark, and pipelined
 	 * bytes wait in it until this exchange finishes */
 	x->state = X_WAIT_UP;
@@ -120,7 +119,7 @@ static void
 finish(struct conn *c)
 {
 	struct exch *x = c->x;
-	struct evbuffer *in = bufferevent_get_input(c->front);
+	struct evbuffer *in = stream_input(c->front);
 
 	audit(c, x->status, NULL);
 	upstream_release(x->up, x->resp_ka && x->req_done);
@@ -134,7 +133,7 @@ finish(struct conn *c)
 	memset(x, 0, sizeof(*x));
 	x->state = X_HEAD;
 	proxy_conn_arm_timer(c, c->proxy->cfg.idle_timeout_ms);
-	bufferevent_enable(c->front, EV_READ);
+	stream_enable(c->front, EV_READ);
 	if (evbuffer_get_length(in))
 		http_on_read(c);
 }
@@ -190,8 +189,8 @@ pump_request(struct conn *c)
 
 	if (x->req_done || x->up == NULL)
 		return;
-	out = bufferevent_get_output(x->up->bev);
-	int r = pump(bufferevent_get_input(c->front), out, x->req_body,
+	out = stream_output(x->up->bev);
+	int r = pump(stream_input(c->front), out, x->req_body,
 		     &x->req_left, &x->req_ch, &x->bytes_in);
 	if (r < 0) {
 		http_fail(c, 400, "X-Nono-Error", "malformed chunked request body");
@@ -202,17 +201,17 @@ pump_request(struct conn *c)
 	/* no outbuf_coalesce() here: a pullup would copy the lent head (and
 	 * its secret) out of the chain that gets wiped */
 	if (evbuffer_get_length(out) >= PROXY_BUF_HIGH)
-		bufferevent_disable(c->front, EV_READ);
+		stream_disable(c->front, EV_READ);
 }
 
 static void
-up_write_cb(struct bufferevent *bev, void *arg)
+up_write_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
 	/* upstream output drained: take more request body */
 	if (c->x && c->x->state == X_ACTIVE && !c->x->req_done) {
-		bufferevent_enable(c->front, EV_READ);
+		stream_enable(c->front, EV_READ);
 		pump_request(c);
 	}
 }
@@ -223,7 +222,7 @@ forward_head(struct conn *c, const char *buf)
 {
 	struct exch *x = c->x;
 	struct http1_msg *m = &x->m;
-	struct evbuffer *out = bufferevent_get_output(c->front);
+	struct evbuffer *out = stream_output(c->front);
 	const char *eol = memchr(buf, '\r', m->head_len);
 
 	evbuffer_add(out, buf, (size_t)(eol - buf) + 2);
@@ -259,12 +258,12 @@ to_upgrade(struct conn *c)
 }
 
 static void
-up_read_cb(struct bufferevent *bev, void *arg)
+up_read_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct exch *x = c->x;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer *fout = bufferevent_get_output(c->front);
+	struct evbuffer *in = stream_input(bev);
+	struct evbuffer *fout = stream_output(c->front);
 
 	while (!x->resp_head) {
 		size_t len = evbuffer_get_length(in);
@@ -323,7 +322,7 @@ up_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (evbuffer_get_length(fout) >= PROXY_BUF_HIGH)
-		bufferevent_disable(bev, EV_READ);
+		stream_disable(bev, EV_READ);
 }
 
 /* The pooled upstream died before answering: resend the head on a new one. */
@@ -351,12 +350,12 @@ retry_fresh(struct conn *c)
 }
 
 static void
-up_event_cb(struct bufferevent *bev, short what, void *arg)
+up_event_cb(struct stream *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct exch *x = c->x;
 
-	if (what & BEV_EVENT_EOF) {
+	if (what & STREAM_EOF) {
 		up_read_cb(bev, c);
 		if (c->dead || c->x != x || x->state != X_ACTIVE || x->up == NULL ||
 		    x->up->bev != bev)
@@ -368,14 +367,14 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 	}
-	if (!x->resp_head && x->replay && !(what & BEV_EVENT_TIMEOUT) &&
-	    evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+	if (!x->resp_head && x->replay && !(what & STREAM_TIMEOUT) &&
+	    evbuffer_get_length(stream_input(bev)) == 0) {
 		retry_fresh(c);
 		return;
 	}
 	if (!x->resp_head)
 		http_fail(c, 502, "X-Nono-Error",
-			  what & BEV_EVENT_TIMEOUT
+			  what & STREAM_TIMEOUT
 				  ? "upstream timed out"
 				  : "upstream closed the connection before responding");
 	else
@@ -398,9 +397,9 @@ up_ready(void *arg, struct upstream *up, int err, const char *reason)
 	x->state = X_ACTIVE;
 	struct timeval tv = {c->proxy->cfg.idle_timeout_ms / 1000,
 			     (c->proxy->cfg.idle_timeout_ms % 1000) * 1000};
-	bufferevent_set_timeouts(up->bev, &tv, NULL);
-	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, c);
-	bufferevent_setwatermark(up->bev, EV_WRITE, 0, 0);
+	stream_set_timeouts(up->bev, &tv, NULL);
+	stream_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, c);
+	stream_setwatermark(up->bev, EV_WRITE, 0, 0);
 	if (outbuf_head_flatten(&x->head) < 0) {
 		http_fail(c, 502, "X-Nono-Error", "out of memory");
 		return;
@@ -416,16 +415,16 @@ up_ready(void *arg, struct upstream *up, int err, const char *reason)
 	}
 	struct evbuffer *head = x->head;
 	x->head = NULL;
-	if (outbuf_head_lend(bufferevent_get_output(up->bev), head) < 0) {
+	if (outbuf_head_lend(stream_output(up->bev), head) < 0) {
 		http_fail(c, 502, "X-Nono-Error", "out of memory");
 		return;
 	}
-	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->front, EV_READ);
+	stream_enable(up->bev, EV_READ | EV_WRITE);
+	stream_enable(c->front, EV_READ);
 	pump_request(c);
 	/* pump_request may have failed the exchange (and freed up) */
 	if (!c->dead && c->x == x && x->up == up &&
-	    evbuffer_get_length(bufferevent_get_input(up->bev)))
+	    evbuffer_get_length(stream_input(up->bev)))
 		up_read_cb(up->bev, c);
 }
 
@@ -440,7 +439,7 @@ http_start(struct conn *c)
 	c->x->state = X_HEAD;
 	c->head_timer = true;
 	proxy_conn_arm_timer(c, c->proxy->cfg.header_timeout_ms);
-	bufferevent_enable(c->front, EV_READ | EV_WRITE);
+	stream_enable(c->front, EV_READ | EV_WRITE);
 	http_on_read(c);
 }
 
@@ -448,15 +447,15 @@ void
 http_on_read(struct conn *c)
 {
 	struct exch *x = c->x;
-	struct evbuffer *in = bufferevent_get_input(c->front);
+	struct evbuffer *in = stream_input(c->front);
 
 	if (x == NULL)
 		return;
 	if (x->state == X_ACTIVE) {
 		/* front drained: resume a paused upstream */
 		if (x->up && !x->resp_done &&
-		    evbuffer_get_length(bufferevent_get_output(c->front)) < PROXY_BUF_HIGH)
-			bufferevent_enable(x->up->bev, EV_READ);
+		    evbuffer_get_length(stream_output(c->front)) < PROXY_BUF_HIGH)
+			stream_enable(x->up->bev, EV_READ);
 		pump_request(c);
 		return;
 	}
@@ -504,7 +503,7 @@ http_on_timeout(struct conn *c)
 	struct exch *x = c->x;
 
 	if (x && x->state == X_HEAD) {
-		if (c->served && evbuffer_get_length(bufferevent_get_input(c->front)) == 0) {
+		if (c->served && evbuffer_get_length(stream_input(c->front)) == 0) {
 			proxy_conn_close(c); /* idle keep-alive connection */
 			return;
 		}

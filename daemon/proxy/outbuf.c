@@ -13,7 +13,7 @@
 #include "proxy-int.h"
 
 /*
- * A TLS bufferevent writes one record (and one write(2)) per evbuffer chain
+ * A TLS stream writes one record (and one write(2)) per evbuffer chain
  * link: a response head and a small body moved in as separate links cost
  * two records and two syscalls. Below one record's worth, make them one.
  */

@@ -8,6 +8,7 @@
  *   http.c     intercepted / routed HTTP exchanges: upstream, bodies
  *   request.c  the upstream request head: checks and injection
  *   outbuf.c   output buffers: record coalescing, the wiped request head
+ *   stream.c   buffered plain/TLS sockets (stream.h)
  *   splice.c   zero-copy blind tunnels
  *   http1.c    the strict HTTP/1.1 parser
  */
@@ -23,15 +24,16 @@
 
 #include "http1.h"
 #include "proxy.h"
+#include "stream.h"
 
-struct bufferevent;
+struct stream;
 struct evbuffer;
 struct evconnlistener;
 struct event;
 
 #define PROXY_HOST_MAX 255
 #define PROXY_BUF_HIGH (1024u * 1024u) /* pause the reader above this */
-#define PROXY_READ_HIGH (256u * 1024u) /* per-bufferevent input cap */
+#define PROXY_READ_HIGH (256u * 1024u) /* per-stream input cap */
 #define PROXY_IO_CHUNK (128u * 1024u)  /* bytes per read/write syscall */
 #define PROXY_POOL_PER_KEY 8
 #define PROXY_TICKET_SLOTS 64 /* upstream TLS sessions kept for resumption */
@@ -103,7 +105,7 @@ struct upstream {
 	bool tls;
 	bool allow_private;
 	SSL *ssl; /* owned by bev once bev exists */
-	struct bufferevent *bev;
+	struct stream *bev;
 	struct event *idle;
 	TAILQ_ENTRY(upstream) entry;
 };
@@ -199,8 +201,8 @@ struct conn {
 	enum conn_mode mode;
 	int fd;   /* owned until a TLS front takes it, then -1 */
 	SSL *ssl; /* borrowed from the TLS front */
-	struct bufferevent *front;
-	struct bufferevent *back; /* tunnel peer (owned when mode TUNNEL) */
+	struct stream *front;
+	struct stream *back; /* tunnel peer (owned when mode TUNNEL) */
 	struct upstream *back_up; /* when the tunnel peer came from an upgrade */
 	struct event *timer;
 	struct splice_tunnel *splice; /* zero-copy tunnel, when used */

@@ -14,8 +14,6 @@
 #include <netinet/tcp.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -45,7 +43,7 @@ upstream_free(struct upstream *up)
 		event_free(up->idle);
 	}
 	if (up->bev)
-		bufferevent_free(up->bev); /* closes the socket, frees the SSL */
+		stream_free(up->bev); /* closes the socket, frees the SSL */
 	else if (up->ssl)
 		SSL_free(up->ssl);
 	free(up);
@@ -65,27 +63,27 @@ req_finish(struct upstream_req *rq, int err, const char *reason)
 		upstream_free(up);
 		up = NULL;
 	} else {
-		bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
+		stream_setcb(up->bev, NULL, NULL, NULL, NULL);
 	}
 	free(rq);
 	cb(arg, up, err, err ? why : NULL);
 }
 
 static void
-connect_event_cb(struct bufferevent *bev, short what, void *arg)
+connect_event_cb(struct stream *bev, short what, void *arg)
 {
 	struct upstream_req *rq = arg;
 	struct upstream *up = rq->up;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & STREAM_CONNECTED) {
 		int one = 1;
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+		setsockopt(stream_fd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 			   sizeof(one));
 		req_finish(rq, 0, NULL);
 		return;
 	}
 	long vr = up->ssl ? SSL_get_verify_result(up->ssl) : X509_V_OK;
-	unsigned long e = bufferevent_get_openssl_error(bev);
+	unsigned long e = stream_ssl_error(bev);
 	if (up->ssl && vr != X509_V_OK) {
 		snprintf(rq->reason, sizeof(rq->reason),
 			 "upstream certificate verification failed: %s",
@@ -95,12 +93,12 @@ connect_event_cb(struct bufferevent *bev, short what, void *arg)
 		ERR_error_string_n(e, buf, sizeof(buf));
 		snprintf(rq->reason, sizeof(rq->reason),
 			 "upstream TLS handshake failed: %s", buf);
-	} else if (what & BEV_EVENT_TIMEOUT) {
+	} else if (what & STREAM_TIMEOUT) {
 		snprintf(rq->reason, sizeof(rq->reason), "upstream connect timed out");
 	} else {
 		int err = EVUTIL_SOCKET_ERROR();
 		snprintf(rq->reason, sizeof(rq->reason), "upstream connect failed: %s",
-			 (what & BEV_EVENT_EOF) || err == 0
+			 (what & STREAM_EOF) || err == 0
 				 ? "connection closed during handshake"
 				 : evutil_socket_error_to_string(err));
 	}
@@ -236,33 +234,24 @@ resolved_cb(void *arg, const struct resolve_result *res)
 		req_finish(rq, -EIO, "cannot set up upstream TLS");
 		return;
 	}
-	/* the bufferevent owns the socket it creates and the SSL (CLOSE_ON_FREE) */
-	if (up->tls) {
-		up->bev = bufferevent_openssl_socket_new(p->base, -1, up->ssl,
-							 BUFFEREVENT_SSL_CONNECTING,
-							 BEV_OPT_CLOSE_ON_FREE);
-		if (up->bev)
-			bufferevent_openssl_set_allow_dirty_shutdown(up->bev, 1);
-		else {
-			SSL_free(up->ssl);
-			up->ssl = NULL;
-		}
-	} else {
-		up->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	/* the stream owns the socket it creates and the SSL */
+	up->bev = stream_new(p->base, -1, up->ssl,
+			     up->tls ? STREAM_TLS_CONNECT : STREAM_PLAIN, true);
+	if (up->bev == NULL && up->ssl) {
+		SSL_free(up->ssl);
+		up->ssl = NULL;
 	}
 	if (up->bev == NULL) {
 		req_finish(rq, -ENOMEM, "cannot set up upstream connection");
 		return;
 	}
 	struct timeval tv = {PROXY_CONNECT_TIMEOUT_S, 0};
-	bufferevent_set_timeouts(up->bev, &tv, &tv);
-	bufferevent_setcb(up->bev, NULL, NULL, connect_event_cb, rq);
-	bufferevent_setwatermark(up->bev, EV_READ, 0, PROXY_READ_HIGH);
-	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&res->addr,
-				       (int)res->addrlen) < 0) {
-		/* the event callback may already have run; it owns rq then */
-		return;
-	}
+	stream_set_timeouts(up->bev, &tv, &tv);
+	stream_setcb(up->bev, NULL, NULL, connect_event_cb, rq);
+	stream_setwatermark(up->bev, EV_READ, 0, PROXY_READ_HIGH);
+	/* the outcome comes to connect_event_cb, from the loop */
+	if (stream_connect(up->bev, (struct sockaddr *)&res->addr, res->addrlen) < 0)
+		req_finish(rq, -EIO, "cannot create a socket for the upstream");
 }
 
 static bool
@@ -289,7 +278,7 @@ upstream_get(struct proxy *p, const char *host, uint16_t port, bool tls,
 		p->pool_len--;
 		event_free(u->idle);
 		u->idle = NULL;
-		bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
+		stream_setcb(u->bev, NULL, NULL, NULL, NULL);
 		*out = u;
 		return 1;
 	}
@@ -333,13 +322,13 @@ upstream_cancel(struct upstream_req *rq)
 }
 
 static void
-idle_event_cb(struct bufferevent *bev, short what, void *arg)
+idle_event_cb(struct stream *bev, short what, void *arg)
 {
 	upstream_free(arg); /* closed or errored while idle */
 }
 
 static void
-idle_read_cb(struct bufferevent *bev, void *arg)
+idle_read_cb(struct stream *bev, void *arg)
 {
 	upstream_free(arg); /* unsolicited bytes: not reusable */
 }
@@ -359,8 +348,8 @@ upstream_release(struct upstream *up, bool reusable)
 		return;
 	p = up->proxy;
 	if (!reusable || p->pool_len >= 64 ||
-	    evbuffer_get_length(bufferevent_get_input(up->bev)) != 0 ||
-	    evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
+	    evbuffer_get_length(stream_input(up->bev)) != 0 ||
+	    evbuffer_get_length(stream_output(up->bev)) != 0) {
 		upstream_free(up);
 		return;
 	}
@@ -380,9 +369,9 @@ upstream_release(struct upstream *up, bool reusable)
 	}
 	struct timeval tv = {POOL_IDLE_S, 0};
 	evtimer_add(up->idle, &tv);
-	bufferevent_set_timeouts(up->bev, NULL, NULL);
-	bufferevent_setcb(up->bev, idle_read_cb, NULL, idle_event_cb, up);
-	bufferevent_enable(up->bev, EV_READ);
+	stream_set_timeouts(up->bev, NULL, NULL);
+	stream_setcb(up->bev, idle_read_cb, NULL, idle_event_cb, up);
+	stream_enable(up->bev, EV_READ);
 	TAILQ_INSERT_HEAD(&p->pool, up, entry);
 	p->pool_len++;
 }

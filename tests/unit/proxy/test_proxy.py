@@ -77,6 +77,15 @@ def make_certs(d):
        "subjectAltName=DNS:bad.test", "-out", f"{d}/self.pem")
 
 
+def big_pattern(off, n):
+    """n bytes from offset off (a multiple of 64 KiB) of a stream whose
+    64 KiB blocks all differ: a lost, repeated or reordered block shows."""
+    assert off % 65536 == 0
+    out = b"".join(hashlib.sha256(b"%d" % k).digest() * 2048
+                   for k in range(off // 65536, (off + n + 65535) // 65536))
+    return out[:n]
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -154,6 +163,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             DROP_NEXT.add(id(self.connection))
         if p.startswith("/git/"):
             return self._git()
+        if p.startswith("/big?"):
+            # N bytes of a pattern, in 64 KiB writes: many TLS records
+            n = int(p[5:])
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            for off in range(0, n, 65536):
+                self.wfile.write(big_pattern(off, min(65536, n - off)))
+            return
         if p.startswith("/redirect"):
             return self._send(302, b"", extra=[("Location", "https://other.test/echo")])
         if p == "/chunked":
@@ -432,7 +450,7 @@ def read_head(s):
 
 
 def read_all(s):
-    out = b""
+    out = []
     while True:
         try:
             d = s.recv(65536)
@@ -440,8 +458,8 @@ def read_all(s):
             break
         if not d:
             break
-        out += d
-    return out
+        out.append(d)
+    return b"".join(out)
 
 
 def tls_through(host, sni=None):
@@ -673,6 +691,41 @@ class Inject(unittest.TestCase):
                  "--data-binary", f"@{TMP}/body2")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout)["body_len"], 70000)
+
+    def test_big_response_to_a_slow_reader(self):
+        # 24 MiB through the intercepting proxy to a client that stops
+        # reading for a while: the proxy must stop reading the upstream
+        # (bounded buffers), resume when the client drains, lose nothing
+        n = 24 * 1024 * 1024
+        s = tls_through("api.test")
+        s.settimeout(30)
+        s.sendall(b"GET /big?%d HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n" % n)
+        got = s.recv(4096)
+        time.sleep(1.5)  # everything in flight piles up against the watermarks
+        got += read_all(s)
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assertEqual(len(body), n)
+        self.assertEqual(hashlib.sha256(body).hexdigest(),
+                         hashlib.sha256(big_pattern(0, n)).hexdigest())
+
+    def test_big_upload(self):
+        with open(f"{TMP}/upload", "wb") as f:
+            f.write(big_pattern(0, 12 * 1024 * 1024))
+        p = curl("https://api.test/echo", "--data-binary", f"@{TMP}/upload")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["body_len"], 12 * 1024 * 1024)
+
+    def test_requests_in_separate_records_of_one_read(self):
+        # two TLS records sent back to back usually arrive in one read(2):
+        # the second must not wait in OpenSSL's read-ahead buffer for a
+        # socket event that never comes (the client sends nothing more)
+        s = tls_through("api.test")
+        s.settimeout(20)
+        s.sendall(b"GET /echo?a HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        s.sendall(b"GET /echo?b HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+        r = read_all(s)
+        self.assertEqual(r.count(b"HTTP/1.1 200"), 2, r)
 
     def test_python_urllib(self):
         env_proxy = urllib.request.ProxyHandler({"https": proxy_url()})
