@@ -613,11 +613,12 @@ class EscapeCases:
             self.assertEqual(self.probe_outside(ops), {"other_session": "ok", "login_tty": "ok", "keystrokes": "ok"})
             self.assertIn(b"SPOOF-A", drain(a_master))
         finally:
+            # kill before closing A's master: the hangup would end it first
+            self.c.call("session.kill", {"id": resp["result"]["id"]})
+            self.c.call("session.wait", {"id": resp["result"]["id"], "timeout_ms": 60000})
             os.close(login_master)
             os.close(login_slave)
             os.close(a_master)
-            self.c.call("session.kill", {"id": resp["result"]["id"]})
-            self.c.call("session.wait", {"id": resp["result"]["id"], "timeout_ms": 60000})
 
     # ---- privilege -------------------------------------------------------------
 
