@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -27,26 +28,68 @@ static size_t make_value(unsigned long i, char *buf, size_t cap)
 	return len;
 }
 
-static void writer(const char *dir, unsigned long start, int out)
+/* Child: set k<i % NAMES> to value i for i = start, start + 1, ..., reporting each i on out. */
+static void writer(struct vt *t, unsigned long start, int out)
 {
 	static char value[4096];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
 
-	if (vt_open(dir, NULL, &db, &v, &err) < 0)
+	if (vt_open(t, NULL) < 0)
 		_exit(2);
 	for (unsigned long i = start;; i++) {
 		char name[32];
 		size_t len = make_value(i, value, sizeof(value));
 
 		snprintf(name, sizeof(name), "k%lu", i % NAMES);
-		if (vault_set(v, OWNER, name, value, len, NULL, &err) < 0)
+		if (vault_set(t->v, OWNER, name, value, len, NULL, &t->err) < 0)
 			_exit(3);
 		/* Reported only after the commit returned. */
 		if (write(out, &i, sizeof(i)) != sizeof(i))
 			_exit(4);
 	}
+}
+
+/* Child: rotate the master key over and over, reporting each finished rotation on out. */
+static void rotator(struct vt *t, unsigned long start, int out)
+{
+	if (vt_open(t, NULL) < 0)
+		_exit(2);
+	for (unsigned long i = start;; i++) {
+		if (vault_rotate_key(t->v, &t->err) < 0)
+			_exit(3);
+		if (write(out, &i, sizeof(i)) != sizeof(i))
+			_exit(4);
+	}
+}
+
+/* Fork a child running body(t, start, write end of a pipe); body ends only by _exit or a
+ * signal. The parent gets the pipe's read end in *rd. */
+static pid_t spawn(void (*body)(struct vt *, unsigned long, int), struct vt *t,
+		   unsigned long start, int *rd)
+{
+	int fds[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		body(t, start, fds[1]);
+		_exit(5);
+	}
+	close(fds[1]);
+	*rd = fds[0];
+	return pid;
+}
+
+/* SIGKILL pid and reap it; returns its wait status. */
+static int kill9(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
 }
 
 static void check_integrity(sqlite3 *db)
@@ -59,56 +102,50 @@ static void check_integrity(sqlite3 *db)
 	sqlite3_finalize(st);
 }
 
+/* Read the writer's reports from rd until *seen reaches limit or rd ends, keeping the last
+ * write number per name and the highest one. */
+static void take_reports(int rd, unsigned long limit, unsigned long *seen, long last[NAMES],
+			 unsigned long *maxi)
+{
+	unsigned long i;
+
+	while (*seen < limit && read(rd, &i, sizeof(i)) == sizeof(i)) {
+		last[i % NAMES] = (long)i;
+		*maxi = i;
+		(*seen)++;
+	}
+}
+
 START_TEST(kill9_during_writes)
 {
 	long last[NAMES];
 	unsigned long next = 0;
-	char dir[128];
+	struct vt t;
 	static char want[4096];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
 
 	for (int i = 0; i < NAMES; i++)
 		last[i] = -1;
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, NULL, &db, &v, &err), 0);
-	vt_close(db, v);
+	vt_fresh(&t, NULL);
+	vt_done(&t);
 
 	for (int round = 0; round < ROUNDS; round++) {
 		/* Kill after a different number of reported commits each round. */
-		unsigned long target = 40 + (unsigned long)round * 37, seen = 0, i, maxi = 0;
-		int fds[2], status;
+		unsigned long target = 40 + (unsigned long)round * 37, seen = 0, maxi = 0;
+		int rd, status;
 		pid_t pid;
 
-		ck_assert_int_eq(pipe(fds), 0);
-		pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			close(fds[0]);
-			writer(dir, next, fds[1]);
-		}
-		close(fds[1]);
-		while (seen < target && read(fds[0], &i, sizeof(i)) == sizeof(i)) {
-			last[i % NAMES] = (long)i;
-			maxi = i;
-			seen++;
-		}
-		kill(pid, SIGKILL);
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		pid = spawn(writer, &t, next, &rd);
+		take_reports(rd, target, &seen, last, &maxi);
+		status = kill9(pid);
 		/* Drain what the child reported before it died: those are committed too. */
-		while (read(fds[0], &i, sizeof(i)) == sizeof(i)) {
-			last[i % NAMES] = (long)i;
-			maxi = i;
-			seen++;
-		}
-		close(fds[0]);
+		take_reports(rd, ULONG_MAX, &seen, last, &maxi);
+		close(rd);
 		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
 			      "writer exited on its own (status %d)", status);
 		ck_assert_uint_ge(seen, target);
 
-		ck_assert_int_eq(vt_open(dir, NULL, &db, &v, &err), 0);
-		check_integrity(db);
+		ck_assert_int_eq(vt_open(&t, NULL), 0);
+		check_integrity(t.db);
 		for (int k = 0; k < NAMES; k++) {
 			char tmpl[64];
 			struct secbuf *out = NULL;
@@ -118,7 +155,8 @@ START_TEST(kill9_during_writes)
 				continue;
 			snprintf(tmpl, sizeof(tmpl), "${secret:k%d}", k);
 			ck_assert_int_eq(secbuf_new(VAULT_RENDER_MAX, &out), 0);
-			ck_assert_msg(vault_render(v, OWNER, tmpl, out, &err) == 0, "k%d: %s", k, err.msg);
+			ck_assert_msg(vault_render(t.v, OWNER, tmpl, out, &t.err) == 0, "k%d: %s", k,
+				      t.err.msg);
 			ck_assert_int_eq(sscanf(secbuf_cstr(out), "v%lu:", &got), 1);
 			/* The last reported value, or the one in flight at the kill. */
 			ck_assert_msg(got == (unsigned long)last[k] || got == maxi + 1,
@@ -129,7 +167,7 @@ START_TEST(kill9_during_writes)
 				last[k] = (long)got;
 			secbuf_free(out);
 		}
-		vt_close(db, v);
+		vt_done(&t);
 		next = maxi + 2;
 	}
 }
@@ -153,65 +191,41 @@ static void no_key_leftovers(const char *dir)
  * open finds the right key and every secret unseals. */
 START_TEST(kill9_during_rotation)
 {
-	char dir[128];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
+	struct vt t;
 
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, NULL, &db, &v, &err), 0);
+	vt_fresh(&t, NULL);
 	for (int i = 0; i < 20; i++) {
 		char name[16], val[16];
 		snprintf(name, sizeof(name), "r%d", i);
 		snprintf(val, sizeof(val), "val-%d", i);
-		ck_assert_int_eq(vault_set(v, 9, name, val, strlen(val), NULL, &err), 0);
+		ck_assert_int_eq(vault_set(t.v, 9, name, val, strlen(val), NULL, &t.err), 0);
 	}
-	ck_assert_int_eq(vault_blob_store(v, "blob", "BLOB", 4, &err), 0);
-	vt_close(db, v);
+	ck_assert_int_eq(vault_blob_store(t.v, "blob", "BLOB", 4, &t.err), 0);
+	vt_done(&t);
 
 	for (int round = 0; round < 6; round++) {
 		unsigned long target = 2 + (unsigned long)round, seen = 0, i;
-		int fds[2], status;
+		int rd, status;
 		pid_t pid;
 
-		ck_assert_int_eq(pipe(fds), 0);
-		pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			close(fds[0]);
-			if (vt_open(dir, NULL, &db, &v, &err) < 0)
-				_exit(2);
-			for (i = 0;; i++) {
-				if (vault_rotate_key(v, &err) < 0)
-					_exit(3);
-				if (write(fds[1], &i, sizeof(i)) != sizeof(i))
-					_exit(4);
-			}
-		}
-		close(fds[1]);
-		while (seen < target && read(fds[0], &i, sizeof(i)) == sizeof(i))
+		pid = spawn(rotator, &t, 0, &rd);
+		while (seen < target && read(rd, &i, sizeof(i)) == sizeof(i))
 			seen++;
-		kill(pid, SIGKILL);
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-		close(fds[0]);
+		status = kill9(pid);
+		close(rd);
 		ck_assert_msg(WIFSIGNALED(status), "rotating child exited (status %d)", status);
 
-		ck_assert_msg(vt_open(dir, NULL, &db, &v, &err) == 0, "round %d: %s", round, err.msg);
-		check_integrity(db);
-		no_key_leftovers(dir);
+		ck_assert_msg(vt_open(&t, NULL) == 0, "round %d: %s", round, t.err.msg);
+		check_integrity(t.db);
+		no_key_leftovers(t.dir);
 		for (int k = 0; k < 20; k++) {
 			char tmpl[32], val[16];
 			snprintf(tmpl, sizeof(tmpl), "${secret:r%d}", k);
 			snprintf(val, sizeof(val), "val-%d", k);
-			ck_assert_int_eq(vt_render(v, 9, tmpl, val, &err), 0);
+			ck_assert_int_eq(vt_render(t.v, 9, tmpl, val, &t.err), 0);
 		}
-		{
-			struct secbuf *b = NULL;
-			ck_assert_int_eq(vault_blob_load(v, "blob", &b, &err), 0);
-			ck_assert_str_eq(secbuf_cstr(b), "BLOB");
-			secbuf_free(b);
-		}
-		vt_close(db, v);
+		vt_blob_is(&t, "blob", "BLOB");
+		vt_done(&t);
 	}
 }
 END_TEST
@@ -219,15 +233,11 @@ END_TEST
 /* Two processes setting and deleting the same names at once: serialized, never torn. */
 START_TEST(concurrent_set_delete)
 {
-	char dir[128];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
+	struct vt t;
 	pid_t pids[2];
 
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, NULL, &db, &v, &err), 0);
-	vt_close(db, v);
+	vt_fresh(&t, NULL);
+	vt_done(&t);
 	for (int w = 0; w < 2; w++) {
 		pids[w] = fork();
 		ck_assert_int_ge(pids[w], 0);
@@ -235,19 +245,20 @@ START_TEST(concurrent_set_delete)
 			char value[32];
 			int bad = 0;
 
-			if (vt_open(dir, NULL, &db, &v, &err) < 0)
+			if (vt_open(&t, NULL) < 0)
 				_exit(2);
 			for (int i = 0; i < 300; i++) {
 				snprintf(value, sizeof(value), "w%d-%d", w, i);
-				if (vault_set(v, 1, "same", value, strlen(value), NULL, &err) < 0)
+				if (vault_set(t.v, 1, "same", value, strlen(value), NULL,
+					      &t.err) < 0)
 					bad++;
 				if (i % 3 == w) {
-					int rc = vault_delete(v, 1, "same", &err);
+					int rc = vault_delete(t.v, 1, "same", &t.err);
 					if (rc < 0 && rc != -ENOENT)
 						bad++;
 				}
 			}
-			vt_close(db, v);
+			vt_done(&t);
 			_exit(bad == 0 ? 0 : 3);
 		}
 	}
@@ -256,31 +267,29 @@ START_TEST(concurrent_set_delete)
 		ck_assert_int_eq(waitpid(pids[w], &status, 0), pids[w]);
 		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", w);
 	}
-	ck_assert_int_eq(vt_open(dir, NULL, &db, &v, &err), 0);
-	check_integrity(db);
+	ck_assert_int_eq(vt_open(&t, NULL), 0);
+	check_integrity(t.db);
 	{
 		struct secbuf *out = NULL;
 		int rc;
 
 		ck_assert_int_eq(secbuf_new(64, &out), 0);
-		rc = vault_render(v, 1, "${secret:same}", out, &err);
+		rc = vault_render(t.v, 1, "${secret:same}", out, &t.err);
 		ck_assert(rc == 0 || rc == -ENOENT);
 		if (rc == 0)
 			ck_assert(strncmp(secbuf_cstr(out), "w0-", 3) == 0 ||
 				  strncmp(secbuf_cstr(out), "w1-", 3) == 0);
 		secbuf_free(out);
 	}
-	vt_close(db, v);
+	vt_done(&t);
 }
 END_TEST
 
 int main(void)
 {
 	Suite *s = suite_create("vault-crash");
-	TCase *tc = tcase_create("crash");
+	TCase *tc = vt_tcase("crash", 240);
 
-	tcase_add_unchecked_fixture(tc, vt_root_setup, vt_root_teardown);
-	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, kill9_during_writes);
 	tcase_add_test(tc, kill9_during_rotation);
 	tcase_add_test(tc, concurrent_set_delete);

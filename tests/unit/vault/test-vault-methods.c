@@ -99,24 +99,22 @@ static int call(const char *name, const char *params_json, uid_t uid, bool admin
 	return rc;
 }
 
-static char state_dir[128];
-static sqlite3 *mdb;
+/* The state dir, database and vault behind fake_nonod. */
+static struct vt mt;
 
 static void open_nonod(void)
 {
-	struct vault_err err;
-
-	vt_mkdir(state_dir, sizeof(state_dir));
+	vt_fresh(&mt, NULL);
 	memset(&fake_nonod, 0, sizeof(fake_nonod));
-	ck_assert_int_eq(vt_open(state_dir, NULL, &mdb, &fake_nonod.vault, &err), 0);
-	fake_nonod.db = mdb;
-	fake_nonod.state_dir = state_dir;
+	fake_nonod.vault = mt.v;
+	fake_nonod.db = mt.db;
+	fake_nonod.state_dir = mt.dir;
 	nonod = &fake_nonod;
 }
 
 static void close_nonod(void)
 {
-	vt_close(mdb, fake_nonod.vault);
+	vt_done(&mt);
 	nonod = NULL;
 }
 
@@ -190,7 +188,7 @@ START_TEST(fd_size_limit)
 
 	open_nonod();
 	memset(big, 'z', sizeof(big));
-	snprintf(path, sizeof(path), "%s/value", state_dir);
+	vt_path(&mt, "value", path, sizeof(path));
 	vt_write_file(path, big, VAULT_VALUE_MAX, 0600);
 	fds[0] = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_eq(call("secret.set", "{\"name\":\"big\",\"fd\":0}", 1000, false, fds, 1, NULL), 0);
@@ -437,7 +435,7 @@ START_TEST(canary_never_leaks)
 	ck_assert_ptr_nonnull(responses);
 	ck_assert(strstr(responses, "\"canary\"") != NULL);
 	scan("the responses", (unsigned char *)responses, responses_len, canary);
-	scan_dir(state_dir, canary, &files);
+	scan_dir(mt.dir, canary, &files);
 	ck_assert_int_ge(files, 2); /* nonod.db and master.key at least */
 }
 END_TEST
@@ -445,11 +443,9 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("vault-methods");
-	TCase *tc = tcase_create("methods");
+	TCase *tc = vt_tcase("methods", 60);
 	int failed;
 
-	tcase_add_unchecked_fixture(tc, vt_root_setup, vt_root_teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, set_value_and_fd);
 	tcase_add_test(tc, fd_size_limit);
 	tcase_add_test(tc, authority);

@@ -17,40 +17,36 @@ static const struct vault_options *sss_opts(void)
 
 START_TEST(lookup_and_resolution)
 {
-	char dir[128];
+	struct vt t;
 	struct vault_secret_info info;
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
 	uid_t me = getuid();
 
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, sss_opts(), &db, &v, &err), 0);
-	ck_assert_int_eq(vt_render(v, me, "Bearer ${secret:gh}", "Bearer ss-value-1", &err), 0);
+	vt_fresh(&t, sss_opts());
+	ck_assert_int_eq(vt_render(t.v, me, "Bearer ${secret:gh}", "Bearer ss-value-1", &t.err), 0);
 	/* Again, now from the cache (sealed by the vault). */
-	ck_assert_int_eq(vt_render(v, me, "Bearer ${secret:gh}", "Bearer ss-value-1", &err), 0);
+	ck_assert_int_eq(vt_render(t.v, me, "Bearer ${secret:gh}", "Bearer ss-value-1", &t.err), 0);
 	/* Only the bus owner's lookups reach the Secret Service. */
-	ck_assert_int_eq(vt_render(v, me + 1, "${secret:gh}", NULL, &err), -ENOENT);
+	ck_assert_int_eq(vt_render(t.v, me + 1, "${secret:gh}", NULL, &t.err), -ENOENT);
 	/* Items for another target are not ours. */
-	ck_assert_int_eq(vt_render(v, me, "${secret:tgt}", NULL, &err), -ENOENT);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:tgt}", NULL, &t.err), -ENOENT);
 	/* Values that would split a header are refused from this backend too. */
-	ck_assert_int_eq(vt_render(v, me, "${secret:crlf}", NULL, &err), -EINVAL);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:crlf}", NULL, &t.err), -EINVAL);
 	/* The vault wins when both have the name. */
-	ck_assert_int_eq(vt_render(v, me, "${secret:both}", "from-secret-service", &err), 0);
-	ck_assert_int_eq(vault_set(v, me, "both", "from-vault", 10, NULL, &err), 0);
-	ck_assert_int_eq(vt_render(v, me, "${secret:both}", "from-vault", &err), 0);
-	ck_assert_int_eq(vault_info(v, me, "gh", &info, &err), 0);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:both}", "from-secret-service", &t.err), 0);
+	ck_assert_int_eq(vault_set(t.v, me, "both", "from-vault", 10, NULL, &t.err), 0);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:both}", "from-vault", &t.err), 0);
+	ck_assert_int_eq(vault_info(t.v, me, "gh", &info, &t.err), 0);
 	ck_assert_int_eq(info.backend, VAULT_BACKEND_SECRET_SERVICE);
-	ck_assert_int_eq(vault_info(v, me, "both", &info, &err), 0);
+	ck_assert_int_eq(vault_info(t.v, me, "both", &info, &t.err), 0);
 	ck_assert_int_eq(info.backend, VAULT_BACKEND_VAULT);
 	/* Read-only from here: delete names the tool to use. */
-	ck_assert_int_eq(vault_delete(v, me, "gh", &err), -EROFS);
-	ck_assert_ptr_nonnull(strstr(err.msg, "secret-tool"));
-	ck_assert_int_eq(vt_render(v, me, "${secret:gh}", "ss-value-1", &err), 0);
+	ck_assert_int_eq(vault_delete(t.v, me, "gh", &t.err), -EROFS);
+	ck_assert_ptr_nonnull(strstr(t.err.msg, "secret-tool"));
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:gh}", "ss-value-1", &t.err), 0);
 	/* Deleting the vault copy uncovers the Secret Service item. */
-	ck_assert_int_eq(vault_delete(v, me, "both", &err), 0);
-	ck_assert_int_eq(vt_render(v, me, "${secret:both}", "from-secret-service", &err), 0);
-	vt_close(db, v);
+	ck_assert_int_eq(vault_delete(t.v, me, "both", &t.err), 0);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:both}", "from-secret-service", &t.err), 0);
+	vt_done(&t);
 }
 END_TEST
 
@@ -66,17 +62,14 @@ static int collect(void *ctx, const struct vault_secret_info *i)
 
 START_TEST(list_both_backends)
 {
-	char dir[128], got[1024] = "";
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
+	struct vt t;
+	char got[1024] = "";
 	uid_t me = getuid();
 
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, sss_opts(), &db, &v, &err), 0);
-	ck_assert_int_eq(vault_set(v, me, "both", "from-vault", 10, NULL, &err), 0);
-	ck_assert_int_eq(vault_set(v, me, "local", "x", 1, NULL, &err), 0);
-	ck_assert_int_eq(vault_list(v, me, collect, got, &err), 0);
+	vt_fresh(&t, sss_opts());
+	ck_assert_int_eq(vault_set(t.v, me, "both", "from-vault", 10, NULL, &t.err), 0);
+	ck_assert_int_eq(vault_set(t.v, me, "local", "x", 1, NULL, &t.err), 0);
+	ck_assert_int_eq(vault_list(t.v, me, collect, got, &t.err), 0);
 	ck_assert_ptr_nonnull(strstr(got, "both=v,local=v,"));
 	ck_assert_ptr_nonnull(strstr(got, "gh=s,"));
 	ck_assert_ptr_nonnull(strstr(got, "both=s(shadowed),"));
@@ -84,99 +77,84 @@ START_TEST(list_both_backends)
 	ck_assert_ptr_null(strstr(got, "tgt"));
 	ck_assert_ptr_null(strstr(got, "bad name"));
 	ck_assert_ptr_null(strstr(got, "ss-value"));
-	vt_close(db, v);
+	vt_done(&t);
 }
 END_TEST
 
 /* Control: with the backend off, the same names are not found. */
 START_TEST(backend_off)
 {
-	char dir[128];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
+	struct vt t;
 
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, NULL, &db, &v, &err), 0);
-	ck_assert_int_eq(vt_render(v, getuid(), "${secret:gh}", NULL, &err), -ENOENT);
-	vt_close(db, v);
+	vt_fresh(&t, NULL);
+	ck_assert_int_eq(vt_render(t.v, getuid(), "${secret:gh}", NULL, &t.err), -ENOENT);
+	vt_done(&t);
 }
 END_TEST
 
 /* No session bus: a clear backend error; vault secrets keep working. */
 START_TEST(bus_unreachable)
 {
-	char dir[128], addr[256];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
+	struct vt t;
+	char addr[256];
 
-	vt_mkdir(dir, sizeof(dir));
-	snprintf(addr, sizeof(addr), "unix:path=%s/no-such-bus", dir);
+	vt_mkdir(&t);
+	snprintf(addr, sizeof(addr), "unix:path=%s/no-such-bus", t.dir);
 	setenv("DBUS_SESSION_BUS_ADDRESS", addr, 1);
-	ck_assert_int_eq(vt_open(dir, sss_opts(), &db, &v, &err), 0);
-	ck_assert_int_eq(vault_set(v, getuid(), "local", "L", 1, NULL, &err), 0);
-	ck_assert_int_eq(vt_render(v, getuid(), "${secret:local}", "L", &err), 0);
-	ck_assert_int_eq(vt_render(v, getuid(), "${secret:gh}", NULL, &err), -ENOTCONN);
-	ck_assert_ptr_nonnull(strstr(err.msg, "Secret Service"));
-	vt_close(db, v);
+	ck_assert_int_eq(vt_open(&t, sss_opts()), 0);
+	ck_assert_int_eq(vault_set(t.v, getuid(), "local", "L", 1, NULL, &t.err), 0);
+	ck_assert_int_eq(vt_render(t.v, getuid(), "${secret:local}", "L", &t.err), 0);
+	ck_assert_int_eq(vt_render(t.v, getuid(), "${secret:gh}", NULL, &t.err), -ENOTCONN);
+	ck_assert_ptr_nonnull(strstr(t.err.msg, "Secret Service"));
+	vt_done(&t);
 }
 END_TEST
 
 /* A locked keyring: a clear error, no prompt, no hang; vault secrets unaffected. */
 START_TEST(locked_item)
 {
-	char dir[128];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
+	struct vt t;
 
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, sss_opts(), &db, &v, &err), 0);
-	ck_assert_int_eq(vault_set(v, getuid(), "local", "L", 1, NULL, &err), 0);
-	ck_assert_int_eq(vt_render(v, getuid(), "${secret:gh}", NULL, &err), -EACCES);
-	ck_assert_ptr_nonnull(strstr(err.msg, "locked"));
-	ck_assert_int_eq(vt_render(v, getuid(), "${secret:local}", "L", &err), 0);
-	vt_close(db, v);
+	vt_fresh(&t, sss_opts());
+	ck_assert_int_eq(vault_set(t.v, getuid(), "local", "L", 1, NULL, &t.err), 0);
+	ck_assert_int_eq(vt_render(t.v, getuid(), "${secret:gh}", NULL, &t.err), -EACCES);
+	ck_assert_ptr_nonnull(strstr(t.err.msg, "locked"));
+	ck_assert_int_eq(vt_render(t.v, getuid(), "${secret:local}", "L", &t.err), 0);
+	vt_done(&t);
 }
 END_TEST
 
 /* A value changed with secret-tool is seen once the cache entry is gone. */
 START_TEST(cache_follows_changes)
 {
-	char dir[128];
-	struct vault_err err;
-	struct vault *v = NULL;
-	sqlite3 *db = NULL;
+	struct vt t;
 	uid_t me = getuid();
 
-	vt_mkdir(dir, sizeof(dir));
-	ck_assert_int_eq(vt_open(dir, sss_opts(), &db, &v, &err), 0);
+	vt_fresh(&t, sss_opts());
 	ck_assert_int_eq(system("printf changed | secret-tool store --label=x service nono "
 				"username chg target default"), 0);
-	ck_assert_int_eq(vt_render(v, me, "${secret:chg}", "changed", &err), 0);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:chg}", "changed", &t.err), 0);
 	ck_assert_int_eq(system("printf changed-again | secret-tool store --label=x service nono "
 				"username chg target default"), 0);
-	ck_assert_int_eq(vt_render(v, me, "${secret:chg}", "changed", &err), 0); /* cached */
-	vault_cache_flush(v);
-	ck_assert_int_eq(vt_render(v, me, "${secret:chg}", "changed-again", &err), 0);
-	vt_close(db, v);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:chg}", "changed", &t.err), 0); /* cached */
+	vault_cache_flush(t.v);
+	ck_assert_int_eq(vt_render(t.v, me, "${secret:chg}", "changed-again", &t.err), 0);
+	vt_done(&t);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vault-secret-service");
-	TCase *tc = tcase_create("gnome-keyring");
-
 	const char *phase = getenv("NONO_SSS_TEST");
+	Suite *s;
+	TCase *tc;
 
 	if (phase == NULL) {
 		fprintf(stderr, "SKIP: run through test-vault-sss.sh (needs a private session bus)\n");
 		return 77;
 	}
-	tcase_add_unchecked_fixture(tc, vt_root_setup, vt_root_teardown);
-	tcase_set_timeout(tc, 60);
+	s = suite_create("vault-secret-service");
+	tc = vt_tcase("gnome-keyring", 60);
 	if (strcmp(phase, "locked") == 0) {
 		tcase_add_test(tc, locked_item);
 	} else {

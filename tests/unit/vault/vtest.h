@@ -44,37 +44,74 @@ static __attribute__((unused)) void vt_root_teardown(void)
 	vt_rm_rf(vt_root);
 }
 
-/* A fresh state dir (0700) under the root; path written to dir. */
-static __attribute__((unused)) void vt_mkdir(char *dir, size_t len)
+/* A TCase whose tests get the per-TCase root (vt_root), with a timeout in seconds. */
+static __attribute__((unused)) TCase *vt_tcase(const char *name, double timeout)
 {
-	snprintf(dir, len, "%s/s.XXXXXX", vt_root);
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	chmod(dir, 0700);
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, vt_root_setup, vt_root_teardown);
+	tcase_set_timeout(tc, timeout);
+	return tc;
 }
 
-/* Open db + vault in dir with the key-file provider (unless opts says otherwise). */
-static __attribute__((unused)) int vt_open(const char *dir, const struct vault_options *opts, sqlite3 **db,
-		   struct vault **v, struct vault_err *err)
+/* One test's vault: its state dir, database and open vault, and the last error. */
+struct vt {
+	char dir[128];
+	sqlite3 *db;
+	struct vault *v;
+	struct vault_err err;
+};
+
+/* Clear t and make it a fresh state dir (0700) under the root; nothing is opened. */
+static __attribute__((unused)) void vt_mkdir(struct vt *t)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "%s/s.XXXXXX", vt_root);
+	ck_assert_ptr_nonnull(mkdtemp(t->dir));
+	chmod(t->dir, 0700);
+}
+
+/* Open db + vault in t->dir with the key-file provider (unless opts says otherwise).
+ * Returns vault_open's rc; on failure t->db and t->v are NULL and t->err says why. */
+static __attribute__((unused)) int vt_open(struct vt *t, const struct vault_options *opts)
 {
 	char path[512];
 	static const struct vault_options file_opts = { .provider = "key-file" };
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/nonod.db", dir);
-	rc = db_open(path, db);
+	snprintf(path, sizeof(path), "%s/nonod.db", t->dir);
+	rc = db_open(path, &t->db);
 	ck_assert_int_eq(rc, 0);
-	rc = vault_open(*db, dir, opts != NULL ? opts : &file_opts, v, err);
+	rc = vault_open(t->db, t->dir, opts != NULL ? opts : &file_opts, &t->v, &t->err);
 	if (rc < 0) {
-		db_close(*db);
-		*db = NULL;
+		db_close(t->db);
+		t->db = NULL;
+		t->v = NULL;
 	}
 	return rc;
 }
 
-static __attribute__((unused)) void vt_close(sqlite3 *db, struct vault *v)
+/* Close what vt_open opened (a no-op when nothing is); t->dir stays for a later vt_open. */
+static __attribute__((unused)) void vt_done(struct vt *t)
 {
-	vault_free(v);
-	db_close(db);
+	vault_free(t->v);
+	db_close(t->db);
+	t->v = NULL;
+	t->db = NULL;
+}
+
+/* A fresh state dir with the vault opened in it (opts as for vt_open); must succeed. */
+static __attribute__((unused)) void vt_fresh(struct vt *t, const struct vault_options *opts)
+{
+	vt_mkdir(t);
+	ck_assert_int_eq(vt_open(t, opts), 0);
+}
+
+/* path = t->dir/name. */
+static __attribute__((unused)) void vt_path(const struct vt *t, const char *name, char *path,
+					    size_t len)
+{
+	ck_assert_int_lt(snprintf(path, len, "%s/%s", t->dir, name), (int)len);
 }
 
 /* Render tmpl for owner into a fresh secbuf and compare with want (NULL: expect failure rc). */
@@ -94,6 +131,17 @@ static __attribute__((unused)) int vt_render(struct vault *v, uid_t owner, const
 		ck_assert_uint_eq(secbuf_len(out), 0);
 	secbuf_free(out);
 	return rc;
+}
+
+/* The blob stored under name loads and holds exactly want. */
+static __attribute__((unused)) void vt_blob_is(struct vt *t, const char *name, const char *want)
+{
+	struct secbuf *b = NULL;
+
+	ck_assert_int_eq(vault_blob_load(t->v, name, &b, &t->err), 0);
+	ck_assert_uint_eq(secbuf_len(b), strlen(want));
+	ck_assert(memcmp(secbuf_cdata(b), want, strlen(want)) == 0);
+	secbuf_free(b);
 }
 
 /* Read a whole small file into a malloc()ed buffer. */
