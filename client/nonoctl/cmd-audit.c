@@ -79,7 +79,7 @@ static int cmd_audit_exec(struct nonoctl *ctl, int argc, char **argv)
 			json_object_object_add(params, "session", json_object_new_string(optarg));
 			break;
 		case 'S':
-			if (util_parse_duration(optarg, &ms) < 0) {
+			if (util_parse_duration(optarg, UTIL_TIMEOUT_MAX_MS, &ms) < 0) {
 				json_object_put(params);
 				return out_usage(&cmd_audit_entry, "--since: '%s' is not a duration", optarg);
 			}

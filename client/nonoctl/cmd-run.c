@@ -146,7 +146,7 @@ static int run_parse(struct run *r, int argc, char **argv)
 			r->workspace = optarg;
 			break;
 		case 'T':
-			if (util_parse_duration(optarg, &r->timeout_ms) < 0)
+			if (util_parse_duration(optarg, UTIL_TIMEOUT_MAX_MS, &r->timeout_ms) < 0)
 				return out_usage(&cmd_run_entry, "bad --timeout '%s' (30s, 5m, 2h)", optarg);
 			break;
 		case 'l':

@@ -147,7 +147,7 @@ static int parse_id(const struct cmd_entry *cmd, int argc, char **argv, bool tim
 	/* GNU getopt permutes: "wait ID --timeout 5s" works too. */
 	while ((ch = getopt_long(argc, argv, timeout ? "t:h" : "h", opts, NULL)) != -1) {
 		if (ch == 't' && timeout) {
-			if (util_parse_duration(optarg, timeout_ms) < 0)
+			if (util_parse_duration(optarg, UTIL_TIMEOUT_MAX_MS, timeout_ms) < 0)
 				return out_usage(cmd, "bad --timeout '%s' (30s, 5m, 2h)", optarg);
 		} else if (ch == 'h') {
 			printf("Usage: nonoctl [--json] %s %s\n%s\n", cmd->name, cmd->args, cmd->summary);

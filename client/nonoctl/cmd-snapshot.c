@@ -204,30 +204,18 @@ static int usage_help(void)
 	return EXIT_OK;
 }
 
-/* "90d" etc. -> seconds, 1..GC_WITHIN_MAX. */
+/* "90d" etc. -> whole seconds, 1..GC_WITHIN_MAX. */
 static int parse_within(const char *s, int64_t *sec)
 {
-	static const struct { const char *u; int64_t mul; } units[] = {
-		{ "", 1 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 }, { "w", 604800 },
-	};
-	char *end;
-	unsigned long long v;
+	int64_t ms;
+	int rc = util_parse_duration(s, GC_WITHIN_MAX * 1000, &ms);
 
-	if (s[0] < '0' || s[0] > '9')
+	if (rc < 0)
+		return rc;
+	if (ms % 1000 != 0)
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || v == 0)
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].u) != 0)
-			continue;
-		if (v > (unsigned long long)(GC_WITHIN_MAX / units[i].mul))
-			return -ERANGE;
-		*sec = (int64_t)v * units[i].mul;
-		return 0;
-	}
-	return -EINVAL;
+	*sec = ms / 1000;
+	return 0;
 }
 
 static int parse_count(const char *s, int64_t min, int64_t max, int64_t *out)

@@ -75,9 +75,10 @@ int out_noargs(const struct cmd_entry *cmd, int argc, char **argv);
 
 /* ---- util.c ---- */
 
-/* "30" (seconds), "500ms", "30s", "5m", "2h", "1d" -> *ms (> 0, at most
- * 31 days). 0, -EINVAL or -ERANGE. */
-int util_parse_duration(const char *s, int64_t *ms);
+/* "30" (seconds), "500ms", "30s", "5m", "2h", "1d", "4w" -> *ms (> 0, at
+ * most max_ms). 0, -EINVAL or -ERANGE. */
+#define UTIL_TIMEOUT_MAX_MS (31LL * 86400000) /* the daemon's bound on timeouts */
+int util_parse_duration(const char *s, int64_t max_ms, int64_t *ms);
 /* Borrowed string member, NULL when absent or not a string. */
 const char *util_json_str(struct json_object *o, const char *key);
 /* Integer member; false when absent or not an integer. */

@@ -7,11 +7,11 @@
 
 #include "nonoctl.h"
 
-int util_parse_duration(const char *s, int64_t *ms)
+int util_parse_duration(const char *s, int64_t max_ms, int64_t *ms)
 {
 	static const struct { const char *unit; int64_t ms; } units[] = {
 		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
+		{ "h", 3600000 }, { "d", 86400000 }, { "w", 604800000 },
 	};
 	char *end;
 	unsigned long long v;
@@ -25,8 +25,7 @@ int util_parse_duration(const char *s, int64_t *ms)
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(end, units[i].unit) != 0)
 			continue;
-		/* The daemon takes at most 31 days. */
-		if (v > (unsigned long long)(31LL * 86400000 / units[i].ms))
+		if (v > (unsigned long long)(max_ms / units[i].ms))
 			return -ERANGE;
 		*ms = (int64_t)v * units[i].ms;
 		return 0;
