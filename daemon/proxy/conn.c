@@ -329,6 +329,23 @@ tunnel_connect_cb(struct stream *bev, short what, void *arg)
 	proxy_conn_fail(c, 502, "X-Nono-Error", r);
 }
 
+/*
+ * Callbacks, the input cap, and a write timeout: a client that stops
+ * reading (output pending, no progress for the idle timeout) is closed
+ * instead of holding its socket and upstream connection forever.
+ */
+static void
+front_start(struct conn *c)
+{
+	unsigned ms = c->proxy->cfg.idle_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	stream_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
+	stream_setwatermark(c->front, EV_READ, 0, PROXY_READ_HIGH);
+	stream_set_timeouts(c->front, NULL, &tv);
+	stream_enable(c->front, EV_READ | EV_WRITE);
+}
+
 /* Switch the client socket to TLS with a leaf certificate for c->host. */
 static void
 intercept_start(struct conn *c)
@@ -361,9 +378,7 @@ intercept_start(struct conn *c)
 	}
 	c->fd = -1;
 	c->ssl = ssl;
-		stream_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
-	stream_setwatermark(c->front, EV_READ, 0, PROXY_READ_HIGH);
-	stream_enable(c->front, EV_READ | EV_WRITE);
+	front_start(c);
 	c->mode = CONN_TLS;
 	proxy_conn_arm_timer(c, c->proxy->cfg.header_timeout_ms);
 }
@@ -661,8 +676,6 @@ proxy_conn_accept(struct proxy_listener *l, int fd)
 		proxy_conn_close(c);
 		return;
 	}
-	stream_setcb(c->front, front_read_cb, front_write_cb, front_event_cb, c);
-	stream_setwatermark(c->front, EV_READ, 0, PROXY_READ_HIGH);
-	stream_enable(c->front, EV_READ | EV_WRITE);
+	front_start(c);
 	proxy_conn_arm_timer(c, l->proxy->cfg.header_timeout_ms);
 }

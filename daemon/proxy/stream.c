@@ -119,7 +119,8 @@ stream_update(struct stream *s)
 		want_w = s->wr_blocked;
 	} else {
 		bool writing = (s->enabled & EV_WRITE) && !s->wr_dead;
-		want_r = reading_wanted(s) || (s->ssl_write_wants_read && writing);
+		want_r = (reading_wanted(s) && !s->ssl_read_wants_write) ||
+			 (s->ssl_write_wants_read && writing);
 		want_w = (s->wr_blocked && writing) ||
 			 (s->ssl_read_wants_write && reading_wanted(s));
 	}
@@ -230,6 +231,7 @@ do_read(struct stream *s)
 	size_t added = 0;
 	short what = 0;
 	int err = 0;
+	bool starved = false; /* OpenSSL wants socket bytes: the read event says when */
 
 	while (reading_wanted(s)) {
 		size_t len = evbuffer_get_length(s->in);
@@ -264,8 +266,10 @@ do_read(struct stream *s)
 				break;
 			continue;
 		}
-		if (n == -EAGAIN)
+		if (n == -EAGAIN) {
+			starved = true;
 			break;
+		}
 		what = n == 0 ? STREAM_EOF : STREAM_ERROR;
 		err = n == 0 ? 0 : (int)-n;
 		break;
@@ -282,7 +286,7 @@ do_read(struct stream *s)
 				return;
 		}
 	}
-	if (!what)
+	if (!what && !starved)
 		kick_read(s);
 	if (what) {
 		errno = err;
@@ -530,6 +534,7 @@ on_timeout(struct stream *s, short dir)
 	else
 		s->enabled &= ~EV_WRITE;
 	stream_update(s);
+	errno = ETIMEDOUT; /* for callers that name the socket error */
 	report(s, STREAM_TIMEOUT | dir);
 	unref(s);
 }
@@ -597,6 +602,9 @@ stream_new(struct event_base *base, int fd, SSL *ssl, enum stream_tls tls,
 	if (s->ssl) {
 		SSL_set_mode(s->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		SSL_set_read_ahead(s->ssl, 1);
+		/* one SSL_read handles at most what read-ahead holds: a peer
+		 * streaming KeyUpdates cannot keep it looping on the socket */
+		SSL_clear_mode(s->ssl, SSL_MODE_AUTO_RETRY);
 		if (s->accepting)
 			SSL_set_accept_state(s->ssl);
 		else

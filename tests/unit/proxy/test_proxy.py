@@ -29,6 +29,7 @@ import warnings
 warnings.simplefilter("ignore", ResourceWarning)
 
 TESTD = None
+KEYUPDATE = None  # tls-keyupdate, the hostile TLS 1.3 client (optional)
 TMP = None
 PROXY = None
 PORTS = []
@@ -870,6 +871,58 @@ class Upstream(unittest.TestCase):
 
 
 class Hostile(unittest.TestCase):
+    def proxy_syscalls(self):
+        """read + write syscalls the proxy has made: a loop spinning on a
+        socket shows as thousands per second, an idle proxy as none."""
+        with open(f"/proc/{PROXY.pid}/io") as f:
+            io = dict(line.split(": ") for line in f.read().splitlines())
+        return int(io["syscr"]) + int(io["syscw"])
+
+    def test_partial_tls_record_does_not_spin(self):
+        # A TLS record header announcing 100 bytes, then 10 of them: OpenSSL
+        # holds the fragment in its read-ahead buffer. The proxy must wait
+        # for the socket, not poll the fragment in a loop. (During an
+        # exchange, when no request timer would end it.)
+        SSE_GATE.clear()
+        s = tls_through("api.test")
+        try:
+            s.settimeout(20)
+            s.sendall(b"GET /sse HTTP/1.1\r\nHost: api.test\r\n\r\n")
+            got = b""
+            while b"data: one" not in got:
+                d = s.recv(4096)
+                self.assertTrue(d, got)
+                got += d
+            os.write(s.fileno(), b"\x17\x03\x03\x00\x64" + b"A" * 10)
+            time.sleep(0.3)
+            before = self.proxy_syscalls()
+            time.sleep(2)
+            spent = self.proxy_syscalls() - before
+            self.assertLess(spent, 200, f"{spent} read/write syscalls in 2 s with nothing to do")
+        finally:
+            SSE_GATE.set()
+            s.close()
+
+    def test_keyupdate_flood_does_not_freeze_the_proxy(self):
+        # One client sends TLS 1.3 KeyUpdates as fast as it can (and reads
+        # the answers): every one is work with no application bytes. The
+        # proxy's loop must still serve another connection's request.
+        if KEYUPDATE is None:
+            self.skipTest("tls-keyupdate not built")
+        SSE_GATE.clear()
+        flood = subprocess.Popen([KEYUPDATE, str(PORTS[0]), TOKEN, "8"],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1)
+            self.assertIsNone(flood.poll(), "the flood did not start")
+            p = curl("https://api.test/echo", "--max-time", "6")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIsNone(flood.poll(), "the flood ended before the other request was served")
+        finally:
+            out, _ = flood.communicate(timeout=30)
+            SSE_GATE.set()
+        self.assertGreater(int(out.strip() or 0), 100, "the flood sent few KeyUpdates")
+
     def send_intercepted(self, payload):
         n = nreceived()
         s = tls_through("api.test")
@@ -996,6 +1049,8 @@ class Route(unittest.TestCase):
 
 if __name__ == "__main__":
     TESTD = os.path.abspath(sys.argv.pop(1))
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-") and "." not in sys.argv[1]:
+        KEYUPDATE = os.path.abspath(sys.argv.pop(1))
     for tool in ("openssl", "curl", "git"):
         if shutil.which(tool) is None:
             print(f"SKIP: {tool} not installed")
