@@ -627,7 +627,9 @@ front_event_cb(struct stream *bev, short what, void *arg)
 		return;
 	}
 	if (c->mode == CONN_HTTP)
-		http_on_client_gone(c);
+		http_on_client_gone(c, what & STREAM_TIMEOUT
+					       ? "client stopped reading"
+					       : "client closed the connection");
 	proxy_conn_close(c);
 }
 

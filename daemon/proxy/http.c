@@ -491,10 +491,10 @@ http_on_read(struct conn *c)
 }
 
 void
-http_on_client_gone(struct conn *c)
+http_on_client_gone(struct conn *c, const char *why)
 {
 	if (c->x && c->x->state != X_HEAD)
-		audit(c, 0, "client closed the connection");
+		audit(c, 0, why);
 }
 
 void

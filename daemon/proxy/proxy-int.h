@@ -302,8 +302,8 @@ void http_start(struct conn *c);
 /* Handle a route or absolute-form request whose head is in front's input. */
 void http_on_read(struct conn *c);
 void http_free(struct conn *c);
-/* The client went away: audit an exchange in flight. */
-void http_on_client_gone(struct conn *c);
+/* The client went away (why: static text): audit an exchange in flight. */
+void http_on_client_gone(struct conn *c, const char *why);
 /* Timer expired while waiting for a request head. */
 void http_on_timeout(struct conn *c);
 

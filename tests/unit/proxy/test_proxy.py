@@ -318,6 +318,7 @@ def start_proxy():
         "ca_out": f"{TMP}/proxy-ca.pem",
         "audit": f"{TMP}/audit.jsonl",
         "header_timeout_ms": 700,
+        "idle_timeout_ms": 4000,  # keep-alive idle, and a client not reading
         "overrides": [[f"{n}:443", f"127.0.0.1:{UP_PORT}"] for n in names] +
                      [["plain.test:80", f"127.0.0.1:{PLAIN.server_address[1]}"],
                       ["raw.test:9", f"127.0.0.1:{RAW.server_address[1]}"]],
@@ -710,6 +711,26 @@ class Inject(unittest.TestCase):
         self.assertEqual(hashlib.sha256(body).hexdigest(),
                          hashlib.sha256(big_pattern(0, n)).hexdigest())
 
+    def test_client_that_stops_reading_is_closed(self):
+        # A client that asks for a big body and never reads it would hold
+        # its socket, buffers and upstream connection forever: after the
+        # idle timeout (4 s here) with no write progress, the proxy closes.
+        n = 64 * 1024 * 1024
+        s = tls_through("api.test")
+        s.settimeout(30)
+        s.sendall(b"GET /big?%d HTTP/1.1\r\nHost: api.test\r\n\r\n" % n)
+        first = s.recv(4096)
+        self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
+        try:
+            time.sleep(6)  # not reading: no progress for longer than the timeout
+            # (the audit record is written when the proxy closes the connection;
+            # reading what is still in flight would take TCP's zero-window
+            # probes, so the test does not wait for the EOF)
+            self.assertTrue(wait_audit(lambda r: r["path"] == "/big" and
+                                       r.get("reason") == "client stopped reading"))
+        finally:
+            s.close()
+
     def test_big_upload(self):
         with open(f"{TMP}/upload", "wb") as f:
             f.write(big_pattern(0, 12 * 1024 * 1024))
@@ -910,10 +931,11 @@ class Hostile(unittest.TestCase):
         if KEYUPDATE is None:
             self.skipTest("tls-keyupdate not built")
         SSE_GATE.clear()
-        flood = subprocess.Popen([KEYUPDATE, str(PORTS[0]), TOKEN, "8"],
+        # (3 s: the exchange it holds open would meet the 4 s idle timeout)
+        flood = subprocess.Popen([KEYUPDATE, str(PORTS[0]), TOKEN, "3"],
                                  stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(1)
+            time.sleep(0.5)
             self.assertIsNone(flood.poll(), "the flood did not start")
             p = curl("https://api.test/echo", "--max-time", "6")
             self.assertEqual(p.returncode, 0, p.stderr)
@@ -921,6 +943,7 @@ class Hostile(unittest.TestCase):
         finally:
             out, _ = flood.communicate(timeout=30)
             SSE_GATE.set()
+        self.assertEqual(flood.returncode, 0)
         self.assertGreater(int(out.strip() or 0), 100, "the flood sent few KeyUpdates")
 
     def send_intercepted(self, payload):
