@@ -6,6 +6,9 @@
 #   BENCH_DIR=/var/tmp/x  where the data goes (default /var/tmp/nono-snap-bench,
 #                          a real disk: tmpfs would hide the cost of syncfs)
 #   BENCH_MILLION=1       also time a 1,000,000-file tree (slow to generate)
+#   BENCH_BASE=BUILD2     also run BUILD2's snapbench (e.g. the previous code)
+#                          on a store of its own right after each nono step:
+#                          an A/B in the same run (column "base")
 #
 # Needs restic (apt-get install restic), git, python3. Not a test: numbers
 # depend on the machine; the targets are in the table's last column.
@@ -13,6 +16,7 @@ set -euo pipefail
 
 BUILD=${1:-/work/build-snap}
 SB="$BUILD/bench/snap/snapbench"
+BASE_SB=${BENCH_BASE:+$BENCH_BASE/bench/snap/snapbench}
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=${BENCH_DIR:-/var/tmp/nono-snap-bench}
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$W/restic-cache"
@@ -37,6 +41,8 @@ touch10() { # append one line to 10 source files
 	done
 }
 nono_create() { "$SB" "$W/store" create "$1" "${2:-}" 2>"$W/nono.err"; }
+base_create() { "$BASE_SB" "$W/store-base" create "$1" "${2:-}" 2>"$W/base.err"; }
+op_ms() { sed -n 's/op_ms=//p' "$1"; }
 git_commit() { git --git-dir="$W/git" --work-tree="$1" add -A && git --git-dir="$W/git" --work-tree="$1" commit -qm x; }
 restic_backup() { restic -q -r "$W/restic" backup "$1"; }
 
@@ -57,16 +63,23 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 R[tar_read]=$(t sh -c "tar -cf - -C '$W' src | cat >/dev/null")
 R[tar_read]=$(t sh -c "tar -cf - -C '$W' src | cat >/dev/null") # warm
 R[nono_first]=$(t nono_create "$W/src" first)
+[ -n "$BASE_SB" ] && R[base_first]=$(t base_create "$W/src" first)
 R[git_first]=$(t git_commit "$W/src")
 R[restic_first]=$(t restic_backup "$W/src")
 # no change
 R[nono_nochange]=$(t nono_create "$W/src" nochange)
+[ -n "$BASE_SB" ] && R[base_nochange]=$(t base_create "$W/src" nochange)
 R[git_nochange]=$(t git_commit "$W/src")
 R[restic_nochange]=$(t restic_backup "$W/src")
 # 10 files changed
 touch10 "$W/src" 1
 R[nono_inc10]=$(t nono_create "$W/src" inc10)
-R[nono_inc10_op]=$(sed -n 's/op_ms=//p' "$W/nono.err")
+R[nono_inc10_op]=$(op_ms "$W/nono.err")
+if [ -n "$BASE_SB" ]; then
+	R[base_inc10]=$(t base_create "$W/src" inc10)
+	R[base_inc10_op]=$(op_ms "$W/base.err")
+	BID=$(base_create "$W/src" base-for-restore)
+fi
 ID=$(nono_create "$W/src" base-for-restore)
 R[git_inc10]=$(t git_commit "$W/src")
 R[restic_inc10]=$(t restic_backup "$W/src")
@@ -74,7 +87,13 @@ R[restic_inc10]=$(t restic_backup "$W/src")
 touch10 "$W/src" 2
 a=$(now); "$SB" "$W/store" restore "$ID" >/dev/null 2>"$W/nono.err"; b=$(now)
 R[nono_restore]=$(((b - a) / 1000000))
-R[nono_restore_op]=$(sed -n 's/op_ms=//p' "$W/nono.err")
+R[nono_restore_op]=$(op_ms "$W/nono.err")
+if [ -n "$BASE_SB" ]; then
+	touch10 "$W/src" 2b
+	a=$(now); "$BASE_SB" "$W/store-base" restore "$BID" >/dev/null 2>"$W/base.err"; b=$(now)
+	R[base_restore]=$(((b - a) / 1000000))
+	R[base_restore_op]=$(op_ms "$W/base.err")
+fi
 touch10 "$W/src" 3
 R[git_restore]=$(t git --git-dir="$W/git" --work-tree="$W/src" reset -q --hard)
 R[restic_restore]=$(t restic -q -r "$W/restic" restore latest --target "$W/restic-out")
@@ -83,6 +102,7 @@ du_k() { du -sk "$@" | awk '{print $1}'; }
 R[src_kb]=$(du_k "$W/src")
 R[nono_kb]=$(du_k "$W/store")
 R[nono_app_kb]=$(du_k --apparent-size "$W/store")
+[ -n "$BASE_SB" ] && R[base_kb]=$(du_k "$W/store-base")
 R[git_kb]=$(du_k "$W/git")
 R[restic_kb]=$(du_k "$W/restic")
 R[restic_app_kb]=$(du_k --apparent-size "$W/restic")
@@ -90,7 +110,12 @@ R[nono_verify]=$("$SB" "$W/store" verify 2>/dev/null)
 # 100k tree
 R[nono_many_first]=$(t nono_create "$W/many" many1)
 R[nono_many_nochange]=$(t nono_create "$W/many" many2)
-R[nono_many_nochange_op]=$(sed -n 's/op_ms=//p' "$W/nono.err")
+R[nono_many_nochange_op]=$(op_ms "$W/nono.err")
+if [ -n "$BASE_SB" ]; then
+	R[base_many_first]=$(t base_create "$W/many" many1)
+	R[base_many_nochange]=$(t base_create "$W/many" many2)
+	R[base_many_nochange_op]=$(op_ms "$W/base.err")
+fi
 R[git_many_first]=$(t git --git-dir="$W/git-many" init -q)
 git --git-dir="$W/git-many" config core.bare false
 git --git-dir="$W/git-many" config gc.auto 0
@@ -139,6 +164,14 @@ printf "%-36s %9s %9s %9s %9s  nono/restic=%s\n" "store KiB (apparent size)" \
 if [ -n "${R[nono_million_first]:-}" ]; then
 	printf "%-36s %9s\n%-36s %9s\n" "first snapshot, 1M files" "${R[nono_million_first]}" \
 		"no-change snapshot, 1M files" "${R[nono_million_nochange]}"
+fi
+if [ -n "$BASE_SB" ]; then
+	echo "base ($BENCH_BASE), same run, right after each nono step:"
+	printf "  first %s, no change %s, after 10 changed %s (op %s), restore %s (op %s),\n" \
+		"${R[base_first]}" "${R[base_nochange]}" "${R[base_inc10]}" "${R[base_inc10_op]}" \
+		"${R[base_restore]}" "${R[base_restore_op]}"
+	printf "  100k first %s, 100k no change %s (op %s), store %s KiB\n" \
+		"${R[base_many_first]}" "${R[base_many_nochange]}" "${R[base_many_nochange_op]}" "${R[base_kb]}"
 fi
 echo "nono verify: ${R[nono_verify]}"
 echo

@@ -67,7 +67,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "snapbench: %s\n", r.detail);
 	} else if (op == SNAP_OP_CREATE) {
 		printf("%s\n", r.snaps[0].id);
-		fprintf(stderr, "files=%llu read=%llu new_objects=%llu new_bytes=%llu\n",
+		fprintf(stderr, "root=%s files=%llu read=%llu new_objects=%llu new_bytes=%llu\n",
+			r.snaps[0].root,
 			(unsigned long long)r.snaps[0].stats.files,
 			(unsigned long long)r.snaps[0].stats.read_files,
 			(unsigned long long)r.snaps[0].stats.new_objects,

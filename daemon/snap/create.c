@@ -1,10 +1,10 @@
 /*
- * Taking a snapshot: walk the workspace as its owner (openat2 beneath the
- * workspace fd, no symlinks followed, fstatat without following), reuse the
- * hash of every file whose (dev, inode, size, mtime, ctime) matches the stat
- * cache, read and store the rest in worker threads, write the trees bottom
- * up, make every object durable (repo_flush), then commit the stat cache
- * and the snapshot row in one transaction.
+ * Taking a snapshot: walk the workspace as its owner (walk.c: openat2
+ * beneath the workspace fd, no symlinks followed, fstatat without
+ * following), reuse the hash of every file whose (dev, inode, size, mtime,
+ * ctime) matches the stat cache, read and store the rest in worker threads,
+ * write the trees bottom up, make every object durable (repo_flush), then
+ * commit the stat cache and the snapshot row in one transaction.
  *
  * Sockets, fifos and devices are recorded from lstat and never opened. A
  * file that changes while it is read (fstat before/after differ) is read
@@ -13,71 +13,24 @@
  * Entries are only cached when their ctime is before the walk started, so a
  * write in the same timestamp tick as our read is never hidden.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "create-int.h"
 #include "log.h"
-#include "snap-int.h"
 
-#define SNAP_MAX_WORKERS 4
-#define REL_MAX (PATH_MAX * 2)
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
 
-struct fdir;
-
-struct fent {
-	struct tree_ent te;      /* te.name owned (malloc'd) */
-	struct fdir *dir;        /* TT_DIR */
-	char *rel;               /* regular files to read */
-	char *link;              /* symlink target */
-	uint64_t dev, ino;
-	int64_t ctime_ns;
-	bool vanished;           /* directory removed while we walked: left out */
-};
-
-struct fdir {
-	struct fent *ents;
-	size_t n, cap;
-};
-
-struct cctx {
-	struct snap_repo *r;
-	const struct snap_creds *cr;
-	const struct create_opts *o;
-	struct job_ctl *ctl;
-	struct snap_result *res;
-	int rootfd;
-	struct statcache *cache;
-	struct fent **queue;
-	size_t nqueue, capqueue;
-	atomic_size_t next;
-	size_t nworkers;
-	atomic_int failed;
-	atomic_uint_fast64_t unreadable;
-	pthread_mutex_t emu;
-	int64_t start_coarse;
-	struct snap_stats st;
-};
-
-/* One walking thread: its own path buffer and counters. */
-struct walker {
-	struct cctx *c;
-	struct statent *last;    /* last stat-cache hit: the next one is likely after it */
-	struct snap_stats st;
-	char rel[REL_MAX];
-};
-
-static void cfail(struct cctx *c, int err, const char *what, const char *rel)
+void create_fail(struct cctx *c, int err, const char *what, const char *rel)
 {
 	char p[600];
 
@@ -86,34 +39,6 @@ static void cfail(struct cctx *c, int err, const char *what, const char *rel)
 	snap_set_err(c->res, err, "%s: %s: %s", what, p[0] ? p : ".", strerror(-err));
 	pthread_mutex_unlock(&c->emu);
 	atomic_store(&c->failed, 1);
-}
-
-static void fdir_free(struct fdir *d)
-{
-	if (d == NULL)
-		return;
-	for (size_t i = 0; i < d->n; i++) {
-		free((char *)d->ents[i].te.name);
-		free(d->ents[i].rel);
-		free(d->ents[i].link);
-		fdir_free(d->ents[i].dir);
-	}
-	free(d->ents);
-	free(d);
-}
-
-static struct fent *fdir_add(struct fdir *d)
-{
-	if (d->n == d->cap) {
-		size_t nc = d->cap ? d->cap * 2 : 16;
-		struct fent *ne = realloc(d->ents, nc * sizeof(*ne));
-		if (ne == NULL)
-			return NULL;
-		d->ents = ne;
-		d->cap = nc;
-	}
-	memset(&d->ents[d->n], 0, sizeof(d->ents[0]));
-	return &d->ents[d->n++];
 }
 
 static int queue_push(struct cctx *c, struct fent *e)
@@ -128,263 +53,6 @@ static int queue_push(struct cctx *c, struct fent *e)
 	}
 	c->queue[c->nqueue++] = e;
 	return 0;
-}
-
-static int64_t ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
-static uint8_t type_of(mode_t m)
-{
-	switch (m & S_IFMT) {
-	case S_IFREG: return TT_REG;
-	case S_IFDIR: return TT_DIR;
-	case S_IFLNK: return TT_SYMLINK;
-	case S_IFIFO: return TT_FIFO;
-	case S_IFSOCK: return TT_SOCK;
-	case S_IFCHR: return TT_CHR;
-	default: return TT_BLK;
-	}
-}
-
-/* Fill e from one directory entry; regular files go to the queue list or the cache. */
-static int walk_entry(struct walker *w, int dfd, const char *name, size_t rlen, struct fent *e)
-{
-	struct cctx *c = w->c;
-	struct stat st;
-	size_t nlen = strlen(name);
-
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	e->te.name = strdup(name);
-	if (e->te.name == NULL)
-		return -ENOMEM;
-	e->te.nlen = (uint16_t)nlen;
-	e->te.type = type_of(st.st_mode);
-	e->te.mode = st.st_mode;
-	e->te.mtime_ns = ts_ns(&st.st_mtim);
-	e->dev = st.st_dev;
-	e->ino = st.st_ino;
-	e->ctime_ns = ts_ns(&st.st_ctim);
-	switch (e->te.type) {
-	case TT_REG: {
-		struct statent *ce = statcache_find_next(c->cache, w->last, w->rel, rlen);
-		if (ce != NULL)
-			w->last = ce;
-		e->te.size = (uint64_t)st.st_size;
-		w->st.files++;
-		w->st.bytes += (uint64_t)st.st_size;
-		if (ce != NULL && ce->dev == e->dev && ce->ino == e->ino &&
-		    ce->size == e->te.size && ce->mtime_ns == e->te.mtime_ns &&
-		    ce->ctime_ns == e->ctime_ns) {
-			ce->keep = true;
-			memcpy(e->te.hash, ce->hash, SNAP_HASH_LEN);
-			return 0;
-		}
-		e->rel = strndup(w->rel, rlen);
-		if (e->rel == NULL)
-			return -ENOMEM;
-		atomic_fetch_add(&c->ctl->files_total, 1);
-		atomic_fetch_add(&c->ctl->bytes_total, (uint64_t)st.st_size);
-		return 0; /* collect_queue() lists it once the tree stops growing */
-	}
-	case TT_SYMLINK: {
-		char buf[PATH_MAX + 1];
-		ssize_t n = readlinkat(dfd, name, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		if ((size_t)n >= sizeof(buf))
-			return -ENAMETOOLONG;
-		e->link = malloc((size_t)n + 1);
-		if (e->link == NULL)
-			return -ENOMEM;
-		memcpy(e->link, buf, (size_t)n);
-		e->link[n] = '\0';
-		e->te.size = (uint64_t)n;
-		w->st.others++;
-		return obj_hash(OBJ_BLOB, e->link, (size_t)n, e->te.hash);
-	}
-	case TT_DIR:
-		w->st.dirs++;
-		return 0;
-	case TT_CHR:
-	case TT_BLK:
-		e->te.size = (uint64_t)st.st_rdev;
-		w->st.others++;
-		return 0;
-	default:
-		w->st.others++;
-		return 0;
-	}
-}
-
-static int walk_subdir(struct walker *w, struct fent *e, size_t rlen);
-
-static int walk_dir(struct walker *w, struct fdir *d, size_t rlen, bool top)
-{
-	struct cctx *c = w->c;
-	DIR *dp;
-	struct dirent *de;
-	int fd, rc = 0;
-
-	fd = rlen == 0 ? dup(c->rootfd) : snap_open_beneath(c->rootfd, w->rel, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0)
-		return rlen == 0 ? -errno : fd;
-	dp = fdopendir(fd);
-	if (dp == NULL) {
-		close(fd);
-		return -errno;
-	}
-	while (rc == 0 && (errno = 0, de = readdir(dp)) != NULL) {
-		const char *name = de->d_name;
-		size_t nlen = strlen(name), clen = rlen ? rlen + 1 + nlen : nlen;
-		struct fent *e;
-
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			continue;
-		if (clen + 1 > REL_MAX) {
-			rc = -ENAMETOOLONG;
-			break;
-		}
-		if (rlen)
-			w->rel[rlen] = '/';
-		memcpy(w->rel + (rlen ? rlen + 1 : 0), name, nlen + 1);
-		if (exclude_match(c->o->excludes, c->o->nexcludes, w->rel, name))
-			continue;
-		e = fdir_add(d);
-		if (e == NULL) {
-			rc = -ENOMEM;
-			break;
-		}
-		rc = walk_entry(w, dirfd(dp), name, clen, e);
-		if (rc == -ENOENT) { /* gone between readdir and stat: not in the snapshot */
-			free((char *)e->te.name);
-			d->n--;
-			rc = 0;
-		}
-	}
-	if (rc == 0 && errno != 0 && de == NULL)
-		rc = -errno;
-	if (rc < 0 && c->res->err == 0)
-		cfail(c, rc, "walk", w->rel);
-	closedir(dp);
-	w->rel[rlen] = '\0';
-	if (rc == 0 && top)
-		return 0; /* the caller walks the top level's subdirs in parallel */
-	for (size_t i = 0; rc == 0 && i < d->n; i++)
-		rc = walk_subdir(w, &d->ents[i], rlen);
-	return rc;
-}
-
-/* Walk e (an entry of the directory at w->rel[0..rlen)) if it is a directory. */
-static int walk_subdir(struct walker *w, struct fent *e, size_t rlen)
-{
-	struct cctx *c = w->c;
-	size_t nlen = e->te.nlen, clen = rlen ? rlen + 1 + nlen : nlen;
-	int rc;
-
-	if (e->te.type != TT_DIR)
-		return 0;
-	e->dir = calloc(1, sizeof(*e->dir));
-	if (e->dir == NULL)
-		return -ENOMEM;
-	if (rlen)
-		w->rel[rlen] = '/';
-	memcpy(w->rel + (rlen ? rlen + 1 : 0), e->te.name, nlen + 1);
-	rc = walk_dir(w, e->dir, clen, false);
-	if (rc == -ENOENT && e->dir->n == 0) {
-		/* Removed between readdir and open: not in the snapshot, like a
-		 * file that vanishes before its stat. */
-		e->vanished = true;
-		w->st.dirs--;
-		rc = 0;
-	} else if ((rc == -EACCES || rc == -EPERM) && c->o->allow_unreadable) {
-		e->te.type = TT_UNREADABLE;
-		w->st.unreadable++;
-		rc = 0;
-	} else if (rc < 0) {
-		cfail(c, rc, "cannot read directory", w->rel);
-	}
-	w->rel[rlen] = '\0';
-	return rc;
-}
-
-/* The top level's subdirectories, shared among walking threads. */
-struct topwalk {
-	struct cctx *c;
-	struct fdir *root;
-	atomic_size_t next;
-	pthread_mutex_t mu;
-	struct snap_stats st;
-	int rc;
-};
-
-static void *top_worker(void *arg)
-{
-	struct topwalk *t = arg;
-	struct walker *w = calloc(1, sizeof(*w));
-	size_t i;
-	int rc = w == NULL ? -ENOMEM : creds_user(t->c->cr);
-
-	if (w != NULL)
-		w->c = t->c;
-	while (rc == 0 && !atomic_load(&t->c->failed) &&
-	       (i = atomic_fetch_add(&t->next, 1)) < t->root->n)
-		rc = walk_subdir(w, &t->root->ents[i], 0);
-	if (creds_daemon(t->c->cr) < 0 && rc == 0)
-		rc = -EPERM;
-	if (rc < 0)
-		atomic_store(&t->c->failed, 1);
-	pthread_mutex_lock(&t->mu);
-	if (rc < 0 && t->rc == 0)
-		t->rc = rc;
-	if (w != NULL) {
-		t->st.files += w->st.files;
-		t->st.dirs += w->st.dirs;
-		t->st.others += w->st.others;
-		t->st.bytes += w->st.bytes;
-		t->st.unreadable += w->st.unreadable;
-	}
-	pthread_mutex_unlock(&t->mu);
-	free(w);
-	return NULL;
-}
-
-/* Walk the workspace: the root here, its subtrees on up to SNAP_MAX_WORKERS threads. */
-static int walk_all(struct cctx *c, struct fdir *root)
-{
-	struct topwalk t = { .c = c, .root = root };
-	struct walker *w = calloc(1, sizeof(*w));
-	pthread_t th[SNAP_MAX_WORKERS];
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int n = ncpu < 1 ? 1 : ncpu > SNAP_MAX_WORKERS ? SNAP_MAX_WORKERS : (int)ncpu, started = 0;
-	int rc;
-
-	if (w == NULL)
-		return -ENOMEM;
-	w->c = c;
-	rc = creds_user(c->cr);
-	if (rc == 0)
-		rc = walk_dir(w, root, 0, true);
-	if (creds_daemon(c->cr) < 0 && rc == 0)
-		rc = -EPERM;
-	t.st = w->st;
-	free(w);
-	if (rc < 0)
-		return rc;
-	pthread_mutex_init(&t.mu, NULL);
-	for (int i = 1; i < n; i++) {
-		if (pthread_create(&th[i], NULL, top_worker, &t) != 0)
-			break;
-		started++;
-	}
-	top_worker(&t);
-	for (int i = 1; i <= started; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&t.mu);
-	c->st = t.st;
-	return t.rc;
 }
 
 /* Files to read: pointers into the finished tree (its arrays no longer move). */
@@ -449,9 +117,15 @@ static int chunklist_add(struct chunklist *cl, uint64_t len, const uint8_t h[SNA
 	return 0;
 }
 
-/* Read fd to EOF, storing chunks; sets hash (blob or chunk list) and total. */
-static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP_HASH_LEN],
-			 uint64_t *total)
+/*
+ * Read fd to EOF, storing chunks; sets hash (blob or chunk list) and total.
+ * A small file (size from the fstat before) is read with one read() asking
+ * for a byte more: getting exactly size bytes is taken as EOF without the
+ * read() that returns 0, because the caller's fstat after the read (size,
+ * mtime, ctime) catches a file that grew or changed meanwhile.
+ */
+static int store_content(struct cctx *c, int fd, uint8_t *buf, uint64_t size,
+			 uint8_t hash[SNAP_HASH_LEN], uint64_t *total)
 {
 	struct chunklist cl = { 0 };
 	size_t start = 0, have = 0;     /* unchunked bytes: buf[start .. have) */
@@ -461,6 +135,17 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP
 	int rc = 0;
 
 	*total = 0;
+	if (size < CDC_MIN) {
+		ssize_t r;
+		do
+			r = read(fd, buf, (size_t)size + 1);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -errno;
+		have = (size_t)r;
+		*total = (uint64_t)r;
+		eof = (uint64_t)r == size;
+	}
 	for (;;) {
 		if (c->ctl->cancel != NULL && atomic_load(c->ctl->cancel)) {
 			rc = -ECANCELED; /* nothing is committed: the store stays as it was */
@@ -504,7 +189,7 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint8_t hash[SNAP
 /* Open a queued file; the caller runs with the owner's credentials. */
 static int open_queued(struct cctx *c, const struct fent *e)
 {
-	return snap_open_beneath(c->rootfd, e->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+	return snap_open_noatime(c->rootfd, e->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 }
 
 /* Read and store e. fd0 is its first open (fd or -errno), always consumed. */
@@ -532,14 +217,14 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 			return 1;
 		}
 		if (fd == -EACCES || fd == -EPERM) {
-			cfail(c, fd, "unreadable file", e->rel);
+			create_fail(c, fd, "unreadable file", e->rel);
 			return fd;
 		}
 		if (fd == -ENOENT || fd == -ELOOP || fd == -ENOTDIR || fd == -EXDEV ||
 		    fd == -EISDIR)
 			continue; /* vanished or replaced by a symlink/dir: retry, then fail */
 		if (fd < 0) {
-			cfail(c, fd, "open", e->rel);
+			create_fail(c, fd, "open", e->rel);
 			return fd;
 		}
 		if (fstat(fd, &a) < 0 || !S_ISREG(a.st_mode) || a.st_ino != e->ino) {
@@ -548,12 +233,12 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 		}
 		if (c->o->read_hook != NULL)
 			c->o->read_hook(e->rel, attempt, c->o->read_hook_arg);
-		rc = store_content(c, fd, buf, e->te.hash, &total);
+		rc = store_content(c, fd, buf, (uint64_t)a.st_size, e->te.hash, &total);
 		if (rc == 0 && fstat(fd, &b) < 0)
 			rc = -errno;
 		close(fd);
 		if (rc < 0) {
-			cfail(c, rc, "read", e->rel);
+			create_fail(c, rc, "read", e->rel);
 			return rc;
 		}
 		if (!same_stat(&a, &b) || total != (uint64_t)a.st_size)
@@ -565,7 +250,7 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 		e->dev = a.st_dev;
 		return 0;
 	}
-	cfail(c, -EAGAIN, "file changed during snapshot", e->rel);
+	create_fail(c, -EAGAIN, "file changed during snapshot", e->rel);
 	return -EAGAIN;
 }
 
@@ -604,7 +289,7 @@ static void *read_worker(void *arg)
 	size_t i0, n;
 
 	if (buf == NULL) {
-		cfail(c, -ENOMEM, "read", "");
+		create_fail(c, -ENOMEM, "read", "");
 		return NULL;
 	}
 	while (!atomic_load(&c->failed) && (n = claim(c, &i0)) > 0) {
@@ -618,7 +303,7 @@ static void *read_worker(void *arg)
 				if (fds[k] >= 0)
 					close(fds[k]);
 		if (rc < 0) {
-			cfail(c, rc, "switch credentials", "");
+			create_fail(c, rc, "switch credentials", "");
 			break;
 		}
 		for (k = 0; k < n && !atomic_load(&c->failed); k++) {
@@ -661,36 +346,33 @@ static int read_all(struct cctx *c)
 
 /* ---- trees ---- */
 
-static int write_tree(struct cctx *c, struct fdir *d, uint8_t out[SNAP_HASH_LEN])
+/*
+ * Store the trees bottom up, with the symlink targets. A directory the walk
+ * already hashed (nothing below it was read) is only looked up, and encoded
+ * again if the store lacks it.
+ */
+static int write_tree(struct cctx *c, struct fdir *d)
 {
-	struct tree_ent *te = malloc((d->n ? d->n : 1) * sizeof(*te));
-	uint8_t *enc;
-	size_t len;
 	int rc = 0;
-
-	if (te == NULL)
-		return -ENOMEM;
-	size_t n = 0;
 
 	for (size_t i = 0; i < d->n && rc == 0; i++) {
 		struct fent *e = &d->ents[i];
 		if (e->vanished)
 			continue;
 		if (e->te.type == TT_DIR && e->dir != NULL)
-			rc = write_tree(c, e->dir, e->te.hash);
+			rc = write_tree(c, e->dir);
 		else if (e->te.type == TT_SYMLINK)
 			rc = obj_put(c->r, OBJ_BLOB, e->link, e->te.size, e->te.hash);
-		te[n++] = e->te;
 	}
-	if (rc == 0)
-		rc = tree_encode(te, n, &enc, &len);
-	if (rc == 0) {
-		rc = obj_hash(OBJ_TREE, enc, len, out);
-		if (rc == 0)
-			rc = obj_put(c->r, OBJ_TREE, enc, len, out);
-		free(enc);
-	}
-	free(te);
+	if (rc == 0 && d->hashed)
+		rc = obj_exists_batch(c->r, d->hash);
+	if (rc == 0 && (rc = fdir_encode(d)) == 0)
+		rc = obj_put(c->r, OBJ_TREE, d->enc, d->enclen, d->hash);
+	rc = rc > 0 ? 0 : rc;
+	free(d->enc);
+	d->enc = NULL;
+	if (rc == 0 && d->self != NULL)
+		memcpy(d->self->te.hash, d->hash, SNAP_HASH_LEN);
 	return rc;
 }
 
@@ -793,15 +475,16 @@ int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
 	struct timespec coarse;
 	struct stat st;
 	int64_t created_ns = snap_now_ns(), ws;
-	uint8_t rooth[SNAP_HASH_LEN];
 	struct timespec t0;
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(out, 0, sizeof(*out));
-	if (c == NULL || root == NULL) {
+	if (root != NULL)
+		root->rel = calloc(1, 1); /* the workspace itself: "" */
+	if (c == NULL || root == NULL || root->rel == NULL) {
 		free(c);
-		free(root);
+		fdir_free(root);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->emu, NULL);
@@ -849,12 +532,12 @@ int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
 	if ((rc = collect_queue(c, root)) < 0 || (rc = read_all(c)) < 0)
 		goto out;
 	log_debug("read %zu files (%.1f ms)", c->nqueue, ms_since(&t0));
-	if ((rc = write_tree(c, root, rooth)) < 0 || (rc = repo_flush(r)) < 0) {
+	if ((rc = write_tree(c, root)) < 0 || (rc = repo_flush(r)) < 0) {
 		snap_set_err(res, rc, "cannot write to the store: %s", strerror(-rc));
 		goto out;
 	}
 	log_debug("trees written, objects durable (%.1f ms)", ms_since(&t0));
-	snap_hex(rooth, out->root);
+	snap_hex(root->hash, out->root);
 	out->workspace = strdup(o->workspace);
 	out->label = strdup(o->label ? o->label : "");
 	out->excludes = calloc(o->nexcludes + 1, sizeof(char *));

@@ -121,3 +121,12 @@ int snap_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
 	return fd < 0 ? -errno : (int)fd;
 }
+
+int snap_open_noatime(int dirfd, const char *path, int flags)
+{
+	int fd = snap_open_beneath(dirfd, path, flags | O_NOATIME, 0);
+
+	/* O_NOATIME needs the file's owner (or CAP_FOWNER): others' files are
+	 * opened without it. */
+	return fd == -EPERM ? snap_open_beneath(dirfd, path, flags, 0) : fd;
+}

@@ -59,12 +59,23 @@ struct pack_pend {              /* a record appended, not yet indexed */
  */
 #define PACK_LANES 4
 
+/*
+ * Records smaller than PACK_BUF_DIRECT are gathered in the lane's buffer and
+ * written PACK_BUF bytes at a time: a write per small file cost a journalled
+ * inode update each (ext4 dirties the inode on every write that moves
+ * mtime), 6% of a first snapshot's CPU.
+ */
+#define PACK_BUF (1024u * 1024u)
+#define PACK_BUF_DIRECT (64u * 1024u)
+
 struct pack_lane {
 	pthread_mutex_t mu;
 	int fd;                 /* the pack appended to, -1 none (owned by w[]) */
 	uint32_t w;             /* its index in pack_state.w */
-	uint64_t cur_off;       /* its end */
+	uint64_t cur_off;       /* its end, buffered records included */
 	uint64_t wb_off;        /* writeback started up to here */
+	uint8_t *buf;           /* records at cur_off - blen .. cur_off, not yet written */
+	size_t blen;
 	struct pack_pend *pend;
 	size_t npend, cappend;
 };
@@ -144,6 +155,7 @@ void pack_state_free(struct snap_repo *r)
 	free(ps->w);
 	for (int i = 0; i < PACK_LANES; i++) {
 		free(ps->lane[i].pend);
+		free(ps->lane[i].buf);
 		pthread_mutex_destroy(&ps->lane[i].mu);
 	}
 	pthread_mutex_destroy(&ps->wmu);
@@ -288,6 +300,28 @@ static unsigned my_lane(void)
 	return (lane - 1) % PACK_LANES;
 }
 
+/* Write out what the lane's buffer holds, then start writeback of what is
+ * written past wb_off (only starts I/O: durability comes from pack_flush). */
+static int lane_drain(struct pack_lane *l)
+{
+	struct iovec v = { .iov_base = l->buf, .iov_len = l->blen };
+	int rc;
+
+	if (l->blen == 0)
+		return 0;
+	if ((rc = pwrite_all(l->fd, &v, 1, l->cur_off - l->blen)) < 0) {
+		log_warnx("write pack: %s", strerror(-rc));
+		return rc;
+	}
+	l->blen = 0;
+	if (l->cur_off - l->wb_off >= PACK_WRITEBACK) {
+		sync_file_range(l->fd, (off64_t)l->wb_off, (off64_t)(l->cur_off - l->wb_off),
+				SYNC_FILE_RANGE_WRITE);
+		l->wb_off = l->cur_off;
+	}
+	return 0;
+}
+
 static int lane_append(struct pack_state *ps, struct pack_lane *l, const uint8_t *h,
 		       const uint8_t hdr[2], const void *payload, size_t len)
 {
@@ -295,10 +329,15 @@ static int lane_append(struct pack_state *ps, struct pack_lane *l, const uint8_t
 	struct iovec v[2];
 	int rc;
 
+	if (l->fd >= 0 && l->cur_off > PACK_HDR_LEN &&
+	    l->cur_off + PACK_REC_HDR + len > PACK_TARGET && (rc = lane_drain(l)) < 0)
+		return rc;
 	if ((l->fd < 0 || (l->cur_off > PACK_HDR_LEN &&
 			   l->cur_off + PACK_REC_HDR + len > PACK_TARGET)) &&
 	    (rc = pack_start(ps, l)) < 0)
 		return rc;
+	if (l->buf == NULL && (l->buf = malloc(PACK_BUF)) == NULL)
+		return -ENOMEM;
 	if (l->npend == l->cappend) {
 		size_t nc = l->cappend ? l->cappend * 2 : 256;
 		struct pack_pend *np = realloc(l->pend, nc * sizeof(*np));
@@ -312,11 +351,21 @@ static int lane_append(struct pack_state *ps, struct pack_lane *l, const uint8_t
 	memcpy(rh + 4, h, SNAP_HASH_LEN);
 	rh[36] = hdr[0];
 	rh[37] = hdr[1];
-	v[0] = (struct iovec){ .iov_base = rh, .iov_len = sizeof(rh) };
-	v[1] = (struct iovec){ .iov_base = (void *)payload, .iov_len = len };
-	if ((rc = pwrite_all(l->fd, v, 2, l->cur_off)) < 0) {
-		log_warnx("write pack: %s", strerror(-rc));
-		return rc;
+	if (len < PACK_BUF_DIRECT) {
+		if (l->blen + PACK_REC_HDR + len > PACK_BUF && (rc = lane_drain(l)) < 0)
+			return rc;
+		memcpy(l->buf + l->blen, rh, PACK_REC_HDR);
+		memcpy(l->buf + l->blen + PACK_REC_HDR, payload, len);
+		l->blen += PACK_REC_HDR + len;
+	} else {
+		if ((rc = lane_drain(l)) < 0)
+			return rc;
+		v[0] = (struct iovec){ .iov_base = rh, .iov_len = sizeof(rh) };
+		v[1] = (struct iovec){ .iov_base = (void *)payload, .iov_len = len };
+		if ((rc = pwrite_all(l->fd, v, 2, l->cur_off)) < 0) {
+			log_warnx("write pack: %s", strerror(-rc));
+			return rc;
+		}
 	}
 	memcpy(l->pend[l->npend].h, h, SNAP_HASH_LEN);
 	l->pend[l->npend].w = l->w;
@@ -324,8 +373,7 @@ static int lane_append(struct pack_state *ps, struct pack_lane *l, const uint8_t
 	l->pend[l->npend].len = (uint32_t)(PACK_REC_HDR + len);
 	l->npend++;
 	l->cur_off += PACK_REC_HDR + len;
-	if (l->cur_off - l->wb_off >= PACK_WRITEBACK) {
-		/* Only starts I/O; durability still comes from pack_flush(). */
+	if (l->blen == 0 && l->cur_off - l->wb_off >= PACK_WRITEBACK) {
 		sync_file_range(l->fd, (off64_t)l->wb_off, (off64_t)(l->cur_off - l->wb_off),
 				SYNC_FILE_RANGE_WRITE);
 		l->wb_off = l->cur_off;
@@ -357,6 +405,7 @@ static void lanes_reset(struct pack_state *ps)
 	for (int i = 0; i < PACK_LANES; i++) {
 		ps->lane[i].fd = -1;
 		ps->lane[i].npend = 0;
+		ps->lane[i].blen = 0;
 	}
 }
 
@@ -376,6 +425,14 @@ static int exec(sqlite3 *db, const char *sql)
 		return 0;
 	log_warnx("%s: %s", sql, sqlite3_errmsg(db));
 	return -EIO;
+}
+
+static int pend_cmp(const void *a, const void *b)
+{
+	const struct pack_pend *x = *(const struct pack_pend *const *)a;
+	const struct pack_pend *y = *(const struct pack_pend *const *)b;
+
+	return memcmp(x->h, y->h, SNAP_HASH_LEN);
 }
 
 /* Name the packs and index their records: one transaction. */
@@ -399,18 +456,32 @@ static int pack_index(struct snap_repo *r, int64_t *ids)
 		ids[i] = sqlite3_last_insert_rowid(r->db);
 		sqlite3_reset(ins);
 	}
-	for (int l = 0; l < PACK_LANES; l++) {
-		for (size_t i = 0; rc == 0 && i < ps->lane[l].npend; i++) {
-			const struct pack_pend *p = &ps->lane[l].pend[i];
-			sqlite3_bind_blob(idx, 1, p->h, SNAP_HASH_LEN, SQLITE_STATIC);
-			sqlite3_bind_int64(idx, 2, ids[p->w]);
-			sqlite3_bind_int64(idx, 3, (int64_t)p->off);
-			sqlite3_bind_int64(idx, 4, p->len);
-			if (sqlite3_step(idx) != SQLITE_DONE)
-				rc = -EIO;
-			sqlite3_reset(idx);
-		}
+	/* In key order: sqlite then appends to its b-tree (or walks it in
+	 * order) instead of splitting random pages, 31k rows of a first
+	 * snapshot in a fraction of the time. */
+	size_t n = 0;
+	for (int l = 0; l < PACK_LANES; l++)
+		n += ps->lane[l].npend;
+	const struct pack_pend **order = malloc((n ? n : 1) * sizeof(*order));
+	if (order == NULL && rc == 0)
+		rc = -ENOMEM;
+	n = 0;
+	for (int l = 0; rc == 0 && l < PACK_LANES; l++)
+		for (size_t i = 0; i < ps->lane[l].npend; i++)
+			order[n++] = &ps->lane[l].pend[i];
+	if (rc == 0)
+		qsort(order, n, sizeof(*order), pend_cmp);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct pack_pend *p = order[i];
+		sqlite3_bind_blob(idx, 1, p->h, SNAP_HASH_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(idx, 2, ids[p->w]);
+		sqlite3_bind_int64(idx, 3, (int64_t)p->off);
+		sqlite3_bind_int64(idx, 4, p->len);
+		if (sqlite3_step(idx) != SQLITE_DONE)
+			rc = -EIO;
+		sqlite3_reset(idx);
 	}
+	free(order);
 	if (rc < 0)
 		log_warnx("%s: %s", __func__, sqlite3_errmsg(r->db));
 	sqlite3_finalize(ins);
@@ -431,6 +502,9 @@ int pack_flush(struct snap_repo *r)
 	batch_end(r);
 	if (ps->nw == 0)
 		return 0;
+	for (int i = 0; rc == 0 && i < PACK_LANES; i++)
+		if (ps->lane[i].fd >= 0)
+			rc = lane_drain(&ps->lane[i]);
 	for (size_t i = 0; rc == 0 && i < ps->nw; i++)
 		if (fsync(ps->w[i].fd) < 0) {
 			rc = -errno;

@@ -113,6 +113,8 @@ int obj_put(struct snap_repo *r, enum obj_type t, const void *data, size_t len,
 	    const uint8_t h[SNAP_HASH_LEN]);
 /* 1 present, 0 absent, <0 error. */
 int obj_exists(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN]);
+/* The same for a writer: one read transaction until repo_flush (see obj_put). */
+int obj_exists_batch(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN]);
 /*
  * Read and (when verify) re-hash an object. *data is malloc'd (caller frees).
  * Objects this repo stored are readable once repo_flush() has indexed them.
@@ -172,19 +174,24 @@ struct statent {
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns;
 	uint8_t hash[SNAP_HASH_LEN];
-	bool keep;              /* matched this walk: carried into the next cache */
-	uint16_t shard;         /* statcache.c's, for entries it loaded */
-	struct statent *next;
+};
+/* A walking thread's place in the cache: its next lookup tries the entry
+ * after its last one first. Start at { -1, 0 }. */
+struct statcursor {
+	int shard;
+	uint32_t next;
 };
 struct statcache;
-/* Load workspace ws's cache (ws < 0 or none stored: empty). */
+/* Load workspace ws's cache (ws < 0 or none stored: empty). Matching is
+ * thread-safe (one thread per path); save and filter run alone. */
 int statcache_load(sqlite3 *db, int64_t ws, struct statcache **out);
 void statcache_free(struct statcache *c);
-struct statent *statcache_find(struct statcache *c, const char *path, size_t plen);
-/* The same, trying the entry after prev (the last hit, may be NULL) first. */
-struct statent *statcache_find_next(struct statcache *c, const struct statent *prev,
-				    const char *path, size_t plen);
-/* Store kept entries of c plus add[0..nadd) as ws's cache; no write when unchanged. */
+/* Is now->path cached with now's exact (dev, ino, size, mtime_ns, ctime_ns)?
+ * Then the entry is kept for the next cache, its hash copied into now->hash,
+ * and the answer is true. */
+bool statcache_match(struct statcache *c, struct statcursor *cur, struct statent *now);
+/* Store the kept entries of c plus add[0..nadd) as ws's cache; shards with
+ * nothing dropped or added are not written. */
 int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct statent *add,
 		   size_t nadd);
 /* Drop (rewrite) or count entries whose hash fails ok(), in every workspace's cache. */
@@ -206,6 +213,10 @@ int creds_user(const struct snap_creds *c);
 int creds_daemon(const struct snap_creds *c);
 /* openat2(dirfd, path, flags, RESOLVE_BENEATH|NO_SYMLINKS|NO_MAGICLINKS). */
 int snap_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+/* The same for reading (no O_CREAT) without updating the access time when
+ * the caller may ask that: a snapshot leaves atimes alone, and updating
+ * them cost a journalled inode write per file on a first snapshot. */
+int snap_open_noatime(int dirfd, const char *path, int flags);
 
 /* ---- exclude.c ---- */
 /*

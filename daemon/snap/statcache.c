@@ -11,7 +11,11 @@
  * 100k files; blobs are read and indexed in place. A no-change snapshot
  * writes nothing, and a snapshot after a few edits rewrites only the shards
  * of the directories they are in (one blob for everything made a 10-file
- * change rewrite 3 MB of index for 30k files). Format of a shard: "SC1\0",
+ * change rewrite 3 MB of index for 30k files). Loading only copies and
+ * validates the blobs; a shard is decoded and indexed the first time a
+ * walking thread looks into it, so that work runs in parallel with the walk
+ * instead of before it (it was 36 ms of a 100k-file no-change snapshot).
+ * Format of a shard: "SC1\0",
  * then per entry u16 path length, path bytes, u64 dev, u64 ino, u64 size,
  * i64 mtime_ns, i64 ctime_ns, 32-byte hash, little-endian. A malformed blob
  * makes the whole cache empty (every file is read again), never trusted
@@ -19,6 +23,8 @@
  * upgrade the first snapshot of each workspace reads every file once.)
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,14 +35,20 @@
 #define SC_FIXED (2 + 5 * 8 + SNAP_HASH_LEN)
 #define SC_SHARDS 256
 
+struct sc_shard {
+	uint8_t *blob;          /* as stored (owned) */
+	size_t len;             /* 0 with blob != NULL: stored but unusable, rewrite it */
+	size_t n;               /* entries, counted when loaded */
+	atomic_bool ready;      /* off, keep and tab built (on first lookup) */
+	uint32_t *off;          /* entry k's record starts at blob + off[k] */
+	uint8_t *keep;          /* entry k matched this walk: carried into the next cache */
+	uint32_t *tab;          /* open addressing by path: entry index + 1, 0 = empty */
+	size_t ntab;            /* power of two, >= 2 n */
+};
+
 struct statcache {
-	uint8_t *blob[SC_SHARDS];
-	size_t len[SC_SHARDS];
-	struct statent *ents;   /* shard by shard, each in its blob's order */
-	size_t first[SC_SHARDS + 1]; /* shard s is ents[first[s] .. first[s + 1]) */
-	size_t n;
-	struct statent **b;
-	size_t nb;
+	struct sc_shard sh[SC_SHARDS];
+	pthread_mutex_t mu;     /* serializes shard builds */
 };
 
 static size_t path_hash(const char *p, size_t n)
@@ -76,10 +88,13 @@ void statcache_free(struct statcache *c)
 {
 	if (c == NULL)
 		return;
-	for (int i = 0; i < SC_SHARDS; i++)
-		free(c->blob[i]);
-	free(c->ents);
-	free(c->b);
+	for (int i = 0; i < SC_SHARDS; i++) {
+		free(c->sh[i].blob);
+		free(c->sh[i].off);
+		free(c->sh[i].keep);
+		free(c->sh[i].tab);
+	}
+	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
@@ -102,47 +117,57 @@ static ssize_t count(const uint8_t *b, size_t len)
 	return (ssize_t)n;
 }
 
-/* Index the blobs (owned by c) in place; false when one is malformed. */
-static bool parse(struct statcache *c)
+/* Index shard s (validated by count() at load). Caller holds c->mu. */
+static int build(struct statcache *c, unsigned s)
 {
-	size_t n = 0, k = 0;
+	struct sc_shard *sh = &c->sh[s];
+	size_t off = 4;
 
-	for (int s = 0; s < SC_SHARDS; s++) {
-		ssize_t m = c->blob[s] ? count(c->blob[s], c->len[s]) : 0;
-		if (m < 0)
-			return false;
-		n += (size_t)m;
-	}
-	c->ents = calloc(n ? n : 1, sizeof(*c->ents));
-	for (c->nb = 64; c->nb < n * 2; c->nb *= 2)
+	for (sh->ntab = 16; sh->ntab < sh->n * 2; sh->ntab *= 2)
 		;
-	c->b = calloc(c->nb, sizeof(*c->b));
-	if (c->ents == NULL || c->b == NULL)
-		return false;
-	for (int s = 0; s < SC_SHARDS; s++) {
-		c->first[s] = k;
-		for (size_t off = 4; c->blob[s] != NULL && off < c->len[s]; k++) {
-			struct statent *e = &c->ents[k];
-			const uint8_t *p = c->blob[s] + off;
-			e->plen = (size_t)p[0] | (size_t)p[1] << 8;
-			e->path = (const char *)p + 2;
-			p += 2 + e->plen;
-			e->dev = rd64(p);
-			e->ino = rd64(p + 8);
-			e->size = rd64(p + 16);
-			e->mtime_ns = (int64_t)rd64(p + 24);
-			e->ctime_ns = (int64_t)rd64(p + 32);
-			memcpy(e->hash, p + 40, SNAP_HASH_LEN);
-			e->shard = (uint16_t)s;
-			off += SC_FIXED + e->plen;
-			size_t h = path_hash(e->path, e->plen) & (c->nb - 1);
-			e->next = c->b[h];
-			c->b[h] = e;
-		}
+	sh->off = malloc(sh->n * sizeof(*sh->off));
+	sh->keep = calloc(sh->n, 1);
+	sh->tab = calloc(sh->ntab, sizeof(*sh->tab));
+	if (sh->off == NULL || sh->keep == NULL || sh->tab == NULL) {
+		free(sh->off);
+		free(sh->keep);
+		free(sh->tab);
+		sh->off = NULL;
+		sh->keep = NULL;
+		sh->tab = NULL;
+		return -ENOMEM;
 	}
-	c->first[SC_SHARDS] = n;
-	c->n = n;
-	return true;
+	for (size_t k = 0; k < sh->n; k++) {
+		const uint8_t *p = sh->blob + off;
+		size_t plen = (size_t)p[0] | (size_t)p[1] << 8;
+		size_t h = path_hash((const char *)p + 2, plen) & (sh->ntab - 1);
+		while (sh->tab[h] != 0)
+			h = (h + 1) & (sh->ntab - 1);
+		sh->tab[h] = (uint32_t)k + 1;
+		sh->off[k] = (uint32_t)off;
+		off += SC_FIXED + plen;
+	}
+	return 0;
+}
+
+/* Shard s ready for lookups; false when it could not be built (lookups miss). */
+static bool ready(struct statcache *c, unsigned s)
+{
+	struct sc_shard *sh = &c->sh[s];
+	bool ok;
+
+	if (atomic_load_explicit(&sh->ready, memory_order_acquire))
+		return true;
+	if (sh->n == 0)
+		return false;
+	pthread_mutex_lock(&c->mu);
+	ok = atomic_load_explicit(&sh->ready, memory_order_relaxed);
+	if (!ok && sh->off == NULL && build(c, s) == 0) {
+		atomic_store_explicit(&sh->ready, true, memory_order_release);
+		ok = true;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return ok;
 }
 
 static int load_blobs(sqlite3 *db, int64_t ws, struct statcache *c)
@@ -157,23 +182,36 @@ static int load_blobs(sqlite3 *db, int64_t ws, struct statcache *c)
 	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t s = sqlite3_column_int64(st, 0);
 		int len = sqlite3_column_bytes(st, 1);
-		if (s < 0 || s >= SC_SHARDS || c->blob[s] != NULL || len <= 0) {
-			/* Not ours to trust: an empty shard makes parse() drop the cache. */
+		if (s < 0 || s >= SC_SHARDS || c->sh[s].blob != NULL || len <= 0) {
+			/* Not ours to trust: an empty shard makes the load drop the cache. */
 			s = s < 0 || s >= SC_SHARDS ? 0 : s;
 			len = 0;
 		}
-		free(c->blob[s]);
-		c->blob[s] = malloc(len > 0 ? (size_t)len : 1);
-		if (c->blob[s] == NULL)
+		free(c->sh[s].blob);
+		c->sh[s].blob = malloc(len > 0 ? (size_t)len : 1);
+		if (c->sh[s].blob == NULL)
 			rc = -ENOMEM;
 		else if (len > 0)
-			memcpy(c->blob[s], sqlite3_column_blob(st, 1), (size_t)len);
-		c->len[s] = len > 0 ? (size_t)len : 0;
+			memcpy(c->sh[s].blob, sqlite3_column_blob(st, 1), (size_t)len);
+		c->sh[s].len = len > 0 ? (size_t)len : 0;
 	}
 	if (rc == 0 && step != SQLITE_DONE)
 		rc = -EIO;
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* Count every stored shard's entries; false when one is malformed. */
+static bool validate(struct statcache *c)
+{
+	for (int s = 0; s < SC_SHARDS; s++) {
+		ssize_t m = c->sh[s].blob ? count(c->sh[s].blob, c->sh[s].len) : 0;
+		/* Offsets are u32: a shard stays far below sqlite's 1 GB blob limit. */
+		if (m < 0 || (size_t)m > UINT32_MAX - 1 || c->sh[s].len > UINT32_MAX)
+			return false;
+		c->sh[s].n = (size_t)m;
+	}
+	return true;
 }
 
 int statcache_load(sqlite3 *db, int64_t ws, struct statcache **out)
@@ -184,52 +222,62 @@ int statcache_load(sqlite3 *db, int64_t ws, struct statcache **out)
 	*out = NULL;
 	if (c == NULL)
 		return -ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
 	if (ws >= 0 && (rc = load_blobs(db, ws, c)) < 0) {
 		statcache_free(c);
 		return rc;
 	}
-	if (!parse(c)) {
+	if (!validate(c)) {
 		log_warnx("stat cache of workspace %lld is malformed: ignoring it", (long long)ws);
-		free(c->ents);
-		free(c->b);
-		c->ents = NULL;
-		c->b = NULL;
-		c->n = 0;
-		memset(c->first, 0, sizeof(c->first));
-		/* Rewrite every stored shard on the next save. */
-		for (int s = 0; s < SC_SHARDS; s++)
-			if (c->blob[s] != NULL)
-				c->len[s] = 0;
-	}
-	if (c->b == NULL) {
-		c->nb = 1;
-		c->b = calloc(1, sizeof(*c->b));
-		if (c->b == NULL) {
-			statcache_free(c);
-			return -ENOMEM;
+		/* Every stored shard is rewritten on the next save. */
+		for (int s = 0; s < SC_SHARDS; s++) {
+			c->sh[s].n = 0;
+			if (c->sh[s].blob != NULL)
+				c->sh[s].len = 0;
 		}
 	}
 	*out = c;
 	return 0;
 }
 
-struct statent *statcache_find_next(struct statcache *c, const struct statent *prev,
-				    const char *path, size_t plen)
+/* Index of path in shard s (ready), trying cur's guess first; -1 if absent. */
+static ssize_t lookup(const struct sc_shard *sh, unsigned s, const struct statcursor *cur,
+		      const char *path, size_t plen)
 {
-	/* A walk meets files in the order the cache was written (both follow
-	 * readdir order): try the entry after the last hit before hashing. */
-	if (prev != NULL && prev + 1 < c->ents + c->n && prev[1].plen == plen &&
-	    memcmp(prev[1].path, path, plen) == 0)
-		return (struct statent *)&prev[1];
-	return statcache_find(c, path, plen);
+	if (cur->shard == (int)s && cur->next < sh->n) {
+		const uint8_t *p = sh->blob + sh->off[cur->next];
+		if (((size_t)p[0] | (size_t)p[1] << 8) == plen && memcmp(p + 2, path, plen) == 0)
+			return (ssize_t)cur->next;
+	}
+	for (size_t h = path_hash(path, plen) & (sh->ntab - 1); sh->tab[h] != 0;
+	     h = (h + 1) & (sh->ntab - 1)) {
+		const uint8_t *p = sh->blob + sh->off[sh->tab[h] - 1];
+		if (((size_t)p[0] | (size_t)p[1] << 8) == plen && memcmp(p + 2, path, plen) == 0)
+			return (ssize_t)sh->tab[h] - 1;
+	}
+	return -1;
 }
 
-struct statent *statcache_find(struct statcache *c, const char *path, size_t plen)
+bool statcache_match(struct statcache *c, struct statcursor *cur, struct statent *now)
 {
-	for (struct statent *e = c->b[path_hash(path, plen) & (c->nb - 1)]; e; e = e->next)
-		if (e->plen == plen && memcmp(e->path, path, plen) == 0)
-			return e;
-	return NULL;
+	unsigned s = shard_of(now->path, now->plen);
+	struct sc_shard *sh = &c->sh[s];
+	const uint8_t *p;
+	ssize_t k;
+
+	if (!ready(c, s) || (k = lookup(sh, s, cur, now->path, now->plen)) < 0)
+		return false;
+	/* A walk meets a directory's files in the order the cache was written
+	 * (both follow readdir order): the next lookup tries the next entry. */
+	cur->shard = (int)s;
+	cur->next = (uint32_t)k + 1;
+	p = sh->blob + sh->off[k] + 2 + now->plen;
+	if (rd64(p) != now->dev || rd64(p + 8) != now->ino || rd64(p + 16) != now->size ||
+	    (int64_t)rd64(p + 24) != now->mtime_ns || (int64_t)rd64(p + 32) != now->ctime_ns)
+		return false;
+	memcpy(now->hash, p + 40, SNAP_HASH_LEN);
+	sh->keep[k] = 1; /* this thread's entry alone: a path is walked once */
+	return true;
 }
 
 static uint8_t *put_ent(uint8_t *p, const struct statent *e)
@@ -278,15 +326,22 @@ int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct st
 	int rc = 0;
 
 	for (int s = 0; s < SC_SHARDS; s++) {
+		const struct sc_shard *sh = &c->sh[s];
 		len[s] = 4;
 		/* Stored but unparsable (see statcache_load): rewrite it. */
-		dirty[s] = c->blob[s] != NULL && c->len[s] == 0;
-	}
-	for (size_t i = 0; i < c->n; i++) {
-		if (c->ents[i].keep)
-			len[c->ents[i].shard] += SC_FIXED + c->ents[i].plen;
-		else
-			dirty[c->ents[i].shard] = true;
+		dirty[s] = sh->blob != NULL && sh->len == 0;
+		/* A shard never looked into kept nothing. */
+		if (!atomic_load(&sh->ready)) {
+			dirty[s] = dirty[s] || sh->n > 0;
+			continue;
+		}
+		for (size_t i = 0; i < sh->n; i++) {
+			if (sh->keep[i])
+				len[s] += SC_FIXED + ((size_t)sh->blob[sh->off[i]] |
+						      (size_t)sh->blob[sh->off[i] + 1] << 8);
+			else
+				dirty[s] = true;
+		}
 	}
 	if (nadd > 0 && ((ashard = malloc(nadd * sizeof(*ashard))) == NULL ||
 			 (aorder = malloc(nadd * sizeof(*aorder))) == NULL)) {
@@ -319,9 +374,16 @@ int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct st
 		}
 		memcpy(p, SC_MAGIC, 4);
 		p += 4;
-		for (size_t i = c->first[s]; i < c->first[s + 1]; i++)
-			if (c->ents[i].keep)
-				p = put_ent(p, &c->ents[i]);
+		const struct sc_shard *sh = &c->sh[s];
+		for (size_t i = 0; atomic_load(&sh->ready) && i < sh->n; i++) {
+			if (!sh->keep[i])
+				continue;
+			/* Kept entries are copied as stored. */
+			size_t rl = SC_FIXED + ((size_t)sh->blob[sh->off[i]] |
+						(size_t)sh->blob[sh->off[i] + 1] << 8);
+			memcpy(p, sh->blob + sh->off[i], rl);
+			p += rl;
+		}
 		for (size_t i = afirst[s]; i < afirst[s + 1]; i++)
 			p = put_ent(p, &add[aorder[i]]);
 		rc = write_shard(db, ws, s, b, len[s]);
@@ -361,9 +423,22 @@ int statcache_filter(sqlite3 *db, bool (*ok)(const uint8_t *h, void *arg), void 
 		size_t dropped = 0;
 		if ((rc = statcache_load(db, ids[i], &c)) < 0)
 			break;
-		for (size_t j = 0; j < c->n; j++) {
-			c->ents[j].keep = ok(c->ents[j].hash, arg);
-			dropped += !c->ents[j].keep;
+		for (unsigned sh = 0; rc == 0 && sh < SC_SHARDS; sh++) {
+			if (c->sh[sh].n > 0 && !ready(c, sh)) {
+				rc = -ENOMEM;
+				break;
+			}
+			const uint8_t *b = c->sh[sh].blob;
+			for (size_t j = 0; j < c->sh[sh].n; j++) {
+				const uint8_t *p = b + c->sh[sh].off[j];
+				size_t plen = (size_t)p[0] | (size_t)p[1] << 8;
+				c->sh[sh].keep[j] = ok(p + 2 + plen + 40, arg);
+				dropped += !c->sh[sh].keep[j];
+			}
+		}
+		if (rc < 0) {
+			statcache_free(c);
+			break;
 		}
 		*bad += dropped;
 		if (rewrite && dropped > 0)
