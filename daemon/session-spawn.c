@@ -1,26 +1,23 @@
 /*
  * Session spawn: everything is prepared in the daemon (policy resolution,
  * Landlock ruleset, seccomp program, environment, limits, stdio, cgroup,
- * network namespace) so that the child only makes the few syscalls it must
- * (signals reset, setsid, dup2, the sandbox, chdir, execve). Exec failure
- * comes back over a close-on-exec pipe.
+ * network namespace) so that the child (session-child.c) only makes the few
+ * syscalls it must. A spawner thread clones it (sandbox/spawn.h); exec
+ * failure comes back over a close-on-exec pipe.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <linux/sched.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <pwd.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -42,43 +39,10 @@
 #include "session-netns.h"
 #include "session-proxy.h"
 #include "session-snapshot.h"
+#include "session-child.h"
 #include "session-spawn.h"
+#include "spawn.h"
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-
-/* Steps the child reports over the error pipe (sandbox steps are 100 + enum sandbox_step). */
-enum child_step {
-	CHILD_SETSID = 1,
-	CHILD_STDIO,
-	CHILD_TTY,
-	CHILD_CGROUP,
-	CHILD_CHDIR,
-	CHILD_EXEC,
-	CHILD_SANDBOX = 100,
-};
-
-struct child_msg {
-	int32_t step;
-	int32_t err;
-};
-
-struct child_args {
-	const struct sandbox_compiled *sc;
-	char *const *argv;
-	char *const *envp;
-	const char *cwd;
-	int stdio[3];
-	bool pty;
-	int errfd;
-	int cgroup_fd; /* join by writing cgroup.procs when clone3 could not */
-	uid_t uid;     /* who the worker will be (spawn_may_share_mm) */
-	gid_t gid;
-};
 
 
 void spawn_request_release(struct spawn_request *r)
@@ -100,278 +64,83 @@ void spawn_request_release(struct spawn_request *r)
 		}
 }
 
-/* ---- the child: async-signal-safe only ------------------------------------ */
-
-static void __attribute__((noreturn)) child_fail(int errfd, int step, int err)
-{
-	struct child_msg m = { step, err };
-
-	if (write(errfd, &m, sizeof(m)) < 0) {
-		/* nothing left to tell anyone */
-	}
-	_exit(127);
-}
-
-static const char *child_getenv(char *const *envp, const char *name, size_t len)
-{
-	for (; *envp != NULL; envp++)
-		if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
-			return *envp + len + 1;
-	return NULL;
-}
-
-/* execvpe without allocation, with execvp's error precedence. */
-static int child_exec(char *const *argv, char *const *envp)
-{
-	const char *path, *p;
-	bool eacces = false;
-	char buf[PATH_MAX];
-	size_t nlen = strlen(argv[0]);
-
-	if (strchr(argv[0], '/') != NULL) {
-		execve(argv[0], argv, envp);
-		return errno;
-	}
-	path = child_getenv(envp, "PATH", 4);
-	if (path == NULL)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	for (p = path;; p++) {
-		const char *end = strchr(p, ':');
-		size_t dlen = end != NULL ? (size_t)(end - p) : strlen(p);
-
-		if (dlen == 0) {
-			buf[0] = '.';
-			dlen = 1;
-		} else if (dlen < sizeof(buf)) {
-			memcpy(buf, p, dlen);
-		}
-		if (dlen + 1 + nlen + 1 <= sizeof(buf)) {
-			buf[dlen] = '/';
-			memcpy(buf + dlen + 1, argv[0], nlen + 1);
-			execve(buf, argv, envp);
-			if (errno == EACCES)
-				eacces = true;
-			else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE &&
-				 errno != ENODEV && errno != ETIMEDOUT)
-				return errno;
-		}
-		if (end == NULL)
-			break;
-		p = end;
-	}
-	return eacces ? EACCES : ENOENT;
-}
-
-static void __attribute__((noreturn)) child_main(const struct child_args *a)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	enum sandbox_step step = SANDBOX_STEP_NONE;
-	sigset_t none;
-	int rc;
-
-	/* libevent's handlers and mask must not survive into the worker. */
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (a->cgroup_fd >= 0) {
-		int fd = openat(a->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "0", 1) != 1)
-			child_fail(a->errfd, CHILD_CGROUP, errno);
-		close(fd);
-	}
-	if (setsid() < 0)
-		child_fail(a->errfd, CHILD_SETSID, errno);
-	for (int i = 0; i < 3; i++)
-		if (dup2(a->stdio[i], i) < 0)
-			child_fail(a->errfd, CHILD_STDIO, errno);
-	if (a->pty && ioctl(0, TIOCSCTTY, 0) < 0)
-		child_fail(a->errfd, CHILD_TTY, errno);
-	/* Everything else the daemon has open closes at execve. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-		for (int fd = 3; fd < 65536; fd++)
-			if (fd != a->errfd)
-				fcntl(fd, F_SETFD, FD_CLOEXEC);
-	}
-	rc = sandbox_enter(a->sc, &step);
-	if (rc < 0)
-		child_fail(a->errfd, CHILD_SANDBOX + (int)step, -rc);
-	if (chdir(a->cwd) < 0)
-		child_fail(a->errfd, CHILD_CHDIR, errno);
-	child_fail(a->errfd, CHILD_EXEC, child_exec(a->argv, a->envp));
-}
-
 /* ---- the daemon side ------------------------------------------------------ */
 
 /*
- * The child shares the daemon's address space on a stack of its own
- * (CLONE_VM) while the daemon's loop thread waits (CLONE_VFORK) until it has
- * exec'd or exited, as posix_spawn() does: no page tables of a large daemon
- * to copy, no copy-on-write faults after. The child only reads its
- * arguments, writes its own stack and makes raw syscalls (sandbox.h); all
- * signals stay blocked until it has reset every handler, so none of the
- * daemon's runs on the shared memory. One stack serves every spawn: only
- * the loop thread spawns, and it is suspended until the child is done.
+ * Starting the worker (sandbox/spawn.h): the loop prepares everything, a
+ * spawner thread clones, and the loop takes the result back from the
+ * spawner's eventfd. The loop never waits for a child, so a worker held
+ * before its execve (stopped by its user, or a cwd on the user's FUSE
+ * mount) holds at most one spawner thread; when all of them are held,
+ * sandbox_spawner_submit() makes a copy on the loop thread instead, which
+ * nothing can hold.
  */
-#define SPAWN_STACK_SIZE (256 * 1024)
+#define SPAWN_THREADS 8
 
-static char *spawn_stack(void)
-{
-	static char *stack;
+struct spawn_job {
+	struct sandbox_spawn_job sj;  /* sj.arg = &ca */
+	struct child_args ca;         /* read by the child until it has exec'd */
+	struct session *s;            /* referenced */
+	struct sandbox_spec *spec;    /* owned copy: compiled by the spawner thread */
+	bool make_tmpdir;             /* prepare makes s->tmpdir first: */
+	bool tmpdir_made;
+	int tmpdir_rc;
+	int compile_rc;               /* sandbox_compile()'s, and its reason: */
+	char why[512];
+	struct sandbox_compiled *sc;  /* owned: the child reads it */
+	struct conn *conn;            /* referenced */
+	struct rpc_deferred *reply;   /* owned until answered */
+	int child_stdio[3], errp[2], cgroup_fd, master;
+	bool reaped;                  /* the reaper met the pid first: */
+	int status;                   /*   its wait status */
+	struct rusage ru;
+	struct spawn_job *next;       /* in flight */
+};
 
-	if (stack == NULL) {
-		char *m = mmap(NULL, SPAWN_STACK_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-
-		if (m == MAP_FAILED)
-			return NULL;
-		/* A guard page below: an overflow faults instead of writing the heap. */
-		if (mprotect(m, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE) < 0) {
-			munmap(m, SPAWN_STACK_SIZE);
-			return NULL;
-		}
-		stack = m;
-	}
-	return stack;
-}
-
-static int spawn_child_fn(void *arg)
-{
-	child_main(arg);
-}
+static struct sandbox_spawner *spawner;
+static struct event *ev_spawner;
+static struct spawn_job *inflight;
 
 /*
- * clone3 with a new stack returns into the child on that stack, so the
- * child may not return through C frames: it calls child_main() (which
- * never returns) straight from the instruction after the syscall, as
- * glibc's own clone3 wrapper does. Arches without this fall back to fork
- * semantics (a copy of the daemon) when they need CLONE_INTO_CGROUP.
- */
-#if defined(__x86_64__)
-#define SPAWN_HAVE_CLONE3_VM 1
-static long spawn_clone3_vm(struct clone_args *args, struct child_args *ca)
-{
-	long ret;
-
-	__asm__ volatile(
-		"syscall\n\t"
-		"test %%rax, %%rax\n\t"
-		"jnz 1f\n\t"
-		"mov %[ca], %%rdi\n\t"
-		"mov %[fn], %%rax\n\t"
-		"xor %%ebp, %%ebp\n\t" /* after: the compiler may have put fn or ca there */
-		"and $-16, %%rsp\n\t"
-		"call *%%rax\n\t"
-		"ud2\n"
-		"1:"
-		: "=a"(ret)
-		: "0"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)),
-		  [fn] "r"(spawn_child_fn), [ca] "r"(ca)
-		: "rcx", "r11", "memory", "cc");
-	return ret;
-}
-#elif defined(__aarch64__)
-#define SPAWN_HAVE_CLONE3_VM 1
-static long spawn_clone3_vm(struct clone_args *args, struct child_args *ca)
-{
-	register long x8 __asm__("x8") = SYS_clone3;
-	register long x0 __asm__("x0") = (long)args;
-	register long x1 __asm__("x1") = (long)sizeof(*args);
-
-	__asm__ volatile(
-		"svc #0\n\t"
-		"cbnz x0, 1f\n\t"
-		"mov x0, %[ca]\n\t"
-		"mov x16, %[fn]\n\t"
-		"mov x29, xzr\n\t"
-		"blr x16\n\t"
-		"brk #0\n"
-		"1:"
-		: "+r"(x0)
-		: "r"(x8), "r"(x1), [fn] "r"(spawn_child_fn), [ca] "r"(ca)
-		: "x16", "x30", "memory", "cc");
-	return x0;
-}
-#endif
-
-/*
- * Share the address space only with a worker that keeps nonod's own uid and
- * gid (user mode, or root's sessions in system mode). A worker that changes
- * identity becomes signalable by its user before it has exec'd: one
- * SIGSTOP (or a cwd on the user's FUSE mount) would hold nonod's loop in
- * CLONE_VFORK for everyone, and a core dump forced then would hold nonod's
- * memory. Those workers get a copy, as fork() gives. So do sanitizer
- * builds: their runtimes keep locks and per-thread state in the shared
- * memory (a nonod hang in pthread_create was seen once).
+ * May the worker share nonod's address space until it exec's? Always when
+ * it keeps nonod's uid and gid (user mode, root's sessions). A worker that
+ * drops to another user runs as that user for a moment before execve, and
+ * then its user may act on it from outside:
+ *  - signals: SIGSTOP holds the spawner thread in CLONE_VFORK (not the
+ *    loop: see above); a fatal signal ends the child alone (no CLONE_THREAD).
+ *  - reading the shared memory (ptrace, /proc/PID/mem, process_vm_readv,
+ *    pidfd_getfd, perf, /proc/PID/{environ,maps,fd}): every one of them
+ *    goes through ptrace_may_access(), which refuses a caller without
+ *    CAP_SYS_PTRACE when the target's mm is not SUID_DUMP_USER. The mm is
+ *    nonod's, made non-dumpable at start (vault_harden_process). But the
+ *    child's setresuid() resets the dumpability of that shared mm to
+ *    fs.suid_dumpable (commit_creds): only 0 keeps it non-dumpable; 1 would
+ *    make nonod's memory ptraceable by the user, 2 dumpable as root (a
+ *    core of nonod's memory through a pipe handler).
+ *  - a core dump: none from a non-dumpable mm (and RLIMIT_CORE is 0).
+ * So another user's worker shares only while nonod is non-dumpable and
+ * fs.suid_dumpable is 0, read at every start (root may change it; a change
+ * between this read and the child's setresuid is root's own doing).
+ * Otherwise it gets a copy, as fork() gives.
  */
 static bool spawn_may_share_mm(const struct child_args *ca)
 {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-	(void)ca;
-	return false;
-#else
-	return ca->uid == geteuid() && ca->gid == getegid();
-#endif
-}
+	char v[4] = "";
+	ssize_t n;
+	int fd;
 
-/* clone3 straight into the session's cgroup where there is one. */
-static pid_t spawn_clone(int cgroup_fd, struct child_args *ca)
-{
-	char *stack = spawn_stack();
-	unsigned long share = spawn_may_share_mm(ca) ? CLONE_VM | CLONE_VFORK : 0;
-	sigset_t all, old;
-	pid_t pid = -1;
-	int e;
-
-	if (stack == NULL)
-		return -1;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-#ifdef SPAWN_HAVE_CLONE3_VM
-	{
-		struct clone_args args = {
-			.flags = share | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
-			.exit_signal = SIGCHLD,
-			.stack = (uint64_t)(uintptr_t)stack,
-			.stack_size = SPAWN_STACK_SIZE,
-			.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
-		};
-		long r = spawn_clone3_vm(&args, ca);
-
-		if (r < 0 && r != -ENOSYS && r != -E2BIG && r != -EINVAL) {
-			errno = (int)-r;
-			goto out;
-		}
-		if (r > 0) {
-			pid = (pid_t)r;
-			goto out;
-		}
-	}
-#else
-	if (cgroup_fd >= 0) {
-		struct clone_args args = {
-			.flags = CLONE_INTO_CGROUP,
-			.exit_signal = SIGCHLD,
-			.cgroup = (uint64_t)cgroup_fd,
-		};
-		long r = syscall(SYS_clone3, &args, sizeof(args));
-
-		if (r == 0)
-			child_main(ca);
-		if (r > 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL)) {
-			pid = (pid_t)r;
-			goto out;
-		}
-	}
-#endif
-	/* No clone3 (or no CLONE_INTO_CGROUP): the child joins by writing cgroup.procs. */
-	ca->cgroup_fd = cgroup_fd;
-	pid = clone(spawn_child_fn, stack + SPAWN_STACK_SIZE, (int)share | SIGCHLD, ca);
-out:
-	e = errno;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = e;
-	return pid;
+	if (!sandbox_spawn_can_share_mm())
+		return false;
+	if (ca->uid == geteuid() && ca->gid == getegid())
+		return true;
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return false;
+	fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, v, sizeof(v) - 1);
+	close(fd);
+	return n >= 1 && v[0] == '0' && (n == 1 || v[1] == '\n');
 }
 
 struct spawn_ctx {
@@ -522,23 +291,35 @@ static int spawn_network(struct session *s, const struct policy *p, struct sandb
 	return rc;
 }
 
-/* The private TMPDIR: /tmp/nono-<id>, 0700, owned by the worker's user. */
-static int spawn_tmpdir(struct session *s, struct rpc_error *err)
+/*
+ * The private TMPDIR: /tmp/nono-<id>, 0700, owned by the worker's user.
+ * Made on the spawner thread (before the compile, which resolves it) unless
+ * the proxy writes its files there first (network sessions): with /tmp on
+ * ext4, a mkdir after many deletions is one of the larger costs of a start
+ * (the inode allocator skips recently deleted inodes one by one).
+ * Returns 0, or -errno with *made saying whether the directory exists (and
+ * is then removed with the session).
+ */
+static int spawn_tmpdir_make(const char *dir, uid_t uid, gid_t gid, bool *made)
 {
-	if (asprintf(&s->tmpdir, "/tmp/nono-%s", s->id) < 0) {
-		s->tmpdir = NULL;
-		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
-	}
-	if (mkdir(s->tmpdir, 0700) < 0) {
-		int e = errno;
-		free(s->tmpdir);
+	*made = false;
+	if (mkdir(dir, 0700) < 0)
+		return -errno;
+	*made = true;
+	if (geteuid() == 0 && uid != 0 && lchown(dir, uid, gid) < 0)
+		return -errno;
+	return 0;
+}
+
+static int spawn_tmpdir_error(struct session *s, int rc, bool made, struct rpc_error *err)
+{
+	if (!made) {
+		free(s->tmpdir); /* not ours: never removed */
 		s->tmpdir = NULL;
 		return rpc_error_set(err, NONO_E_INTERNAL, "", "cannot create the session's TMPDIR: %s",
-				     strerror(e));
+				     strerror(-rc));
 	}
-	if (geteuid() == 0 && s->uid != 0 && lchown(s->tmpdir, s->uid, s->gid) < 0)
-		return rpc_error_set(err, NONO_E_INTERNAL, "", "chown TMPDIR: %s", strerror(errno));
-	return 0;
+	return rpc_error_set(err, NONO_E_INTERNAL, "", "chown TMPDIR: %s", strerror(-rc));
 }
 
 static int spawn_stdio(struct session *s, struct spawn_request *r, int child[3], int *master,
@@ -598,8 +379,13 @@ static int spawn_stdio(struct session *s, struct spawn_request *r, int child[3],
 
 static void spawn_on_errpipe(evutil_socket_t fd, short what, void *arg);
 
-/* Turn what the child reported into the reply to session.create. */
-static void spawn_finish(struct session *s)
+/*
+ * Turn what the child reported into the reply to session.create. final:
+ * the child is gone (reaped), so what it wrote is in the pipe, and no
+ * report means it exec'd (or was killed before): never wait for an EOF
+ * then, which a descriptor copied into another child could delay.
+ */
+static void spawn_finish(struct session *s, bool final)
 {
 	struct child_msg m;
 	ssize_t n;
@@ -607,7 +393,7 @@ static void spawn_finish(struct session *s)
 	if (s->create_reply == NULL)
 		return;
 	n = read(s->errpipe, &m, sizeof(m));
-	if (n < 0 && errno == EAGAIN)
+	if (n < 0 && errno == EAGAIN && !final)
 		return; /* neither exec nor a report yet */
 	if (s->ev_errpipe != NULL) {
 		event_free(s->ev_errpipe);
@@ -649,16 +435,14 @@ static void spawn_finish(struct session *s)
 
 static void spawn_on_errpipe(evutil_socket_t fd, short what, void *arg)
 {
-	spawn_finish(arg);
+	spawn_finish(arg, false);
 }
 
 /* Called by session.c when the leader is reaped before its pipe was read. */
 void session_spawn_settle(struct session *s)
 {
-	if (s->errpipe >= 0) {
-		fcntl(s->errpipe, F_SETFL, 0); /* the child is gone: this cannot block */
-		spawn_finish(s);
-	}
+	if (s->errpipe >= 0)
+		spawn_finish(s, true);
 }
 
 static int spawn_resolve_policy(struct session *s, struct spawn_request *r, struct rpc_error *err)
@@ -710,7 +494,9 @@ static int spawn_creds(struct session *s, struct spawn_ctx *x, struct sandbox_sp
 /*
  * Compile with the worker's filesystem identity: resolving the policy's
  * paths and walking deny carve-outs must not see what the user cannot.
- * setfsuid/setfsgid are per-thread, and this is the loop thread.
+ * setfsuid/setfsgid are per-thread: this runs on the spawner thread that
+ * will clone the worker (or on the loop thread for a copy made at once),
+ * and restores the thread's identity before returning.
  */
 static int spawn_compile_as(const struct session *s, const struct sandbox_spec *spec,
 			    struct sandbox_compiled **sc, char *why, size_t len)
@@ -729,18 +515,241 @@ static int spawn_compile_as(const struct session *s, const struct sandbox_spec *
 	return rc;
 }
 
+/* On the spawner thread, before the clone: the sandbox, compiled with the
+ * worker's filesystem identity (setfsuid is per thread). */
+static int spawn_job_prepare(struct sandbox_spawn_job *sj)
+{
+	struct spawn_job *job = sj->user;
+
+	if (job->make_tmpdir) {
+		job->tmpdir_rc = spawn_tmpdir_make(job->s->tmpdir, job->s->uid, job->s->gid,
+						   &job->tmpdir_made);
+		if (job->tmpdir_rc < 0)
+			return job->tmpdir_rc;
+	}
+	job->compile_rc = spawn_compile_as(job->s, job->spec, &job->sc, job->why,
+					   sizeof(job->why));
+	if (job->compile_rc < 0)
+		return job->compile_rc;
+	job->ca.sc = job->sc;
+	job->ca.envp = sandbox_compiled_envp(job->sc);
+	sj->share_mm = spawn_may_share_mm(&job->ca);
+	return 0;
+}
+
+/* A failed compile as the reply to session.create. */
+static void spawn_compile_error(const struct spawn_job *job, struct rpc_error *err)
+{
+	int rc = job->compile_rc;
+
+	if (rc == -ENOENT)
+		rpc_error_set(err, NONO_E_POLICY_INVALID, "policy.filesystem", "%s", job->why);
+	else if (rc == -EOPNOTSUPP)
+		rpc_error_set(err, NONO_E_SANDBOX_UNAVAILABLE, "", "%s", job->why);
+	else if (rc == -EINVAL)
+		rpc_error_set(err, NONO_E_POLICY_INVALID, "policy", "%s", job->why);
+	else
+		rpc_error_set(err, NONO_E_INTERNAL, "", "%s", job->why);
+}
+
+/* What is enforced, for session.get and the history row. */
+static void spawn_report(struct session *s, const struct sandbox_compiled *sc)
+{
+	s->report = sandbox_report_to_json(sandbox_compiled_report(sc));
+	if (s->report == NULL)
+		return;
+	json_object_object_add(s->report, "network", json_object_new_string(session_net_name(s->net)));
+	if (s->net == SESSION_NET_FALLBACK)
+		json_object_object_add(s->report, "network_detail", json_object_new_string(
+			"no network namespace: Landlock allows TCP to the proxy port on any "
+			"host, so destination hosts on that port are not enforced by the kernel"));
+}
+
+/* What the child had: closed once it has exec'd (or never will). */
+static void spawn_job_close_child_side(struct spawn_job *job)
+{
+	for (int i = 0; i < 3; i++)
+		if (job->child_stdio[i] >= 0)
+			close(job->child_stdio[i]);
+	if (job->errp[1] >= 0)
+		close(job->errp[1]);
+	if (job->cgroup_fd >= 0)
+		close(job->cgroup_fd);
+	job->child_stdio[0] = job->child_stdio[1] = job->child_stdio[2] = -1;
+	job->errp[1] = job->cgroup_fd = -1;
+	sandbox_compiled_free(job->sc);
+	job->sc = NULL;
+}
+
+static void spawn_job_unlink(struct spawn_job *job)
+{
+	for (struct spawn_job **pp = &inflight; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			break;
+		}
+}
+
+/* No worker: answer the create with err, undo what was prepared. */
+static void spawn_job_fail(struct spawn_job *job, const struct rpc_error *err)
+{
+	struct session *s = job->s;
+
+	spawn_job_close_child_side(job);
+	sandbox_spec_dup_free(job->spec);
+	if (job->errp[0] >= 0)
+		close(job->errp[0]);
+	if (job->master >= 0)
+		close(job->master);
+	rpc_reply_error(job->reply, err);
+	conn_unref(job->conn);
+	if (s->cgroup != NULL)
+		session_cgroup_remove(s->cgroup);
+	session_unref(s);
+	free(job);
+}
+
+/* The spawner cloned (or failed to): the session starts here. */
+static void spawn_job_done(struct spawn_job *job)
+{
+	struct session *s = job->s;
+	pid_t pid = sandbox_spawn_job_pid(&job->sj);
+
+	spawn_job_unlink(job);
+	if (job->tmpdir_rc < 0 || job->compile_rc < 0 || job->sj.err < 0 || pid <= 0) {
+		struct rpc_error err;
+
+		if (job->tmpdir_rc < 0)
+			spawn_tmpdir_error(s, job->tmpdir_rc, job->tmpdir_made, &err);
+		else if (job->compile_rc < 0)
+			spawn_compile_error(job, &err);
+		else
+			rpc_error_set(&err, NONO_E_LIMIT_EXCEEDED, "", "fork: %s",
+				      strerror(job->sj.err < 0 ? -job->sj.err : EAGAIN));
+		spawn_job_fail(job, &err);
+		return;
+	}
+	spawn_report(s, job->sc);
+	sandbox_spec_dup_free(job->spec);
+	job->spec = NULL;
+	s->pid = pid;
+	/* Not reaped yet (the reaper hands unknown pids to session_spawn_reaped),
+	 * so the pid is still this child's. */
+	s->pidfd = job->reaped ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+	s->started_ms = s->created_ms;
+	s->state = SESSION_STARTING;
+	spawn_job_close_child_side(job);
+	s->errpipe = job->errp[0];
+	fcntl(s->errpipe, F_SETFL, O_NONBLOCK);
+	s->owner_conn = job->conn;
+	s->create_reply = job->reply;
+	s->pty_master = job->master;
+	session_register(s);
+	session_history_insert(s);
+	s->ev_errpipe = event_new(nonod->base, s->errpipe, EV_READ | EV_PERSIST, spawn_on_errpipe, s);
+	log_info("session %s: uid %u started pid %d (%s) network %s%s", s->id, (unsigned)s->uid,
+		 (int)pid, s->argv[0], session_net_name(s->net), job->sj.shared ? "" : " (copy)");
+	if (job->reaped) {
+		session_reaped(s, job->status, &job->ru);
+	} else if (job->sj.shared) {
+		/* CLONE_VFORK returned: the child has exec'd or exited, and any
+		 * report of its is in the pipe already. */
+		spawn_finish(s, true);
+	} else if (s->ev_errpipe == NULL || event_add(s->ev_errpipe, NULL) < 0) {
+		log_errorx("session %s: out of memory after fork", s->id);
+		session_kill_tree(s, "daemon out of memory");
+	}
+	if (nonod->stopping && s->state < SESSION_FINISHING) {
+		snprintf(s->end_reason, sizeof(s->end_reason), "stopped by daemon shutdown");
+		session_signal(s, SIGTERM);
+	}
+	free(job);
+}
+
+static void spawn_on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct sandbox_spawn_job *sj;
+
+	while ((sj = sandbox_spawner_next(spawner)) != NULL)
+		spawn_job_done(sj->user);
+}
+
+/* The spawner pool and its event, on first use. 0 or -1 with errno. */
+static int spawn_start(void)
+{
+	int rc;
+
+	if (spawner != NULL)
+		return 0;
+	if ((rc = sandbox_spawner_new(SPAWN_THREADS, &spawner)) < 0) {
+		errno = -rc;
+		log_warn("spawner");
+		return -1;
+	}
+	ev_spawner = event_new(nonod->base, sandbox_spawner_fd(spawner), EV_READ | EV_PERSIST,
+			       spawn_on_done, NULL);
+	if (ev_spawner == NULL || event_add(ev_spawner, NULL) < 0) {
+		if (ev_spawner != NULL)
+			event_free(ev_spawner);
+		ev_spawner = NULL;
+		sandbox_spawner_free(spawner);
+		spawner = NULL;
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+bool session_spawn_reaped(pid_t pid, int status, const struct rusage *ru)
+{
+	for (struct spawn_job *j = inflight; j != NULL; j = j->next)
+		if (!j->reaped && sandbox_spawn_job_pid(&j->sj) == pid) {
+			j->reaped = true;
+			j->status = status;
+			j->ru = *ru;
+			return true;
+		}
+	return false;
+}
+
+void session_spawn_fini(void)
+{
+	struct sandbox_spawn_job *sj;
+	struct rpc_error err;
+
+	if (spawner == NULL)
+		return;
+	/* Children still before exec are killed; the others too, here: no
+	 * session of theirs was registered for the shutdown to stop. */
+	sandbox_spawner_stop(spawner);
+	rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+	while ((sj = sandbox_spawner_next(spawner)) != NULL) {
+		struct spawn_job *job = sj->user;
+		pid_t pid = sandbox_spawn_job_pid(sj);
+
+		spawn_job_unlink(job);
+		if (sj->err == 0 && pid > 0 && !job->reaped) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		spawn_job_fail(job, &err);
+	}
+	event_free(ev_spawner);
+	ev_spawner = NULL;
+	sandbox_spawner_free(spawner);
+	spawner = NULL;
+}
+
 int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferred *reply,
 		  struct rpc_error *err)
 {
 	static char *const empty_env[] = { NULL };
 	struct session *s = session_new(r->uid, r->gid);
-	struct sandbox_compiled *sc = NULL;
 	struct sandbox_spec spec;
 	struct spawn_ctx x;
-	struct child_args ca;
+	struct spawn_job *job = NULL;
 	int child_stdio[3] = { -1, -1, -1 }, master = -1, errp[2] = { -1, -1 }, cgroup_fd = -1;
-	char why[512];
-	pid_t pid;
+	bool make_tmpdir_later;
 	int rc;
 
 	memset(&spec, 0, sizeof(spec));
@@ -762,7 +771,22 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 	if (s->snap != NULL)
 		snprintf(s->id, sizeof(s->id), "%s", session_snap_session_id(s->snap));
 
-	if ((rc = spawn_tmpdir(s, err)) < 0 || (rc = spawn_resolve_policy(s, r, err)) < 0)
+	if (asprintf(&s->tmpdir, "/tmp/nono-%s", s->id) < 0) {
+		s->tmpdir = NULL;
+		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+		goto fail;
+	}
+	make_tmpdir_later = r->policy->n_allow == 0 && r->policy->n_inject == 0 &&
+			    r->policy->n_routes == 0; /* else the proxy writes into it */
+	if (!make_tmpdir_later) {
+		bool made;
+
+		if ((rc = spawn_tmpdir_make(s->tmpdir, s->uid, s->gid, &made)) < 0) {
+			rc = spawn_tmpdir_error(s, rc, made, err);
+			goto fail;
+		}
+	}
+	if ((rc = spawn_resolve_policy(s, r, err)) < 0)
 		goto fail;
 	if (sandbox_spec_from_policy(r->policy, &x.buf, &spec) < 0 || spawn_own_rules(s, &x, &spec) < 0) {
 		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
@@ -788,27 +812,6 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 	 * the worker's reach, which Landlock alone cannot do. */
 	spec.hide_shared_dirs = spec.readonly_mounts;
 
-	rc = spawn_compile_as(s, &spec, &sc, why, sizeof(why));
-	if (rc < 0) {
-		if (rc == -ENOENT)
-			rc = rpc_error_set(err, NONO_E_POLICY_INVALID, "policy.filesystem", "%s", why);
-		else if (rc == -EOPNOTSUPP)
-			rc = rpc_error_set(err, NONO_E_SANDBOX_UNAVAILABLE, "", "%s", why);
-		else if (rc == -EINVAL)
-			rc = rpc_error_set(err, NONO_E_POLICY_INVALID, "policy", "%s", why);
-		else
-			rc = rpc_error_set(err, NONO_E_INTERNAL, "", "%s", why);
-		goto fail;
-	}
-	s->report = sandbox_report_to_json(sandbox_compiled_report(sc));
-	if (s->report != NULL) {
-		json_object_object_add(s->report, "network",
-				       json_object_new_string(session_net_name(s->net)));
-		if (s->net == SESSION_NET_FALLBACK)
-			json_object_object_add(s->report, "network_detail", json_object_new_string(
-				"no network namespace: Landlock allows TCP to the proxy port on any "
-				"host, so destination hosts on that port are not enforced by the kernel"));
-	}
 	if ((rc = spawn_stdio(s, r, child_stdio, &master, err)) < 0)
 		goto fail;
 	if (pipe2(errp, O_CLOEXEC) < 0) {
@@ -816,45 +819,39 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 		goto fail;
 	}
 
-	ca = (struct child_args){
-		.sc = sc, .argv = s->argv, .envp = sandbox_compiled_envp(sc), .cwd = s->cwd,
+	if (spawn_start() < 0 || (job = calloc(1, sizeof(*job))) == NULL) {
+		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "cannot start a spawner: %s",
+				   strerror(spawner == NULL ? errno : ENOMEM));
+		goto fail;
+	}
+	if ((job->spec = sandbox_spec_dup(&spec)) == NULL) {
+		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+		goto fail;
+	}
+	job->ca = (struct child_args){
+		.argv = s->argv, .cwd = s->cwd, /* .sc, .envp: once compiled */
 		.stdio = { child_stdio[0], child_stdio[1], child_stdio[2] },
-		.pty = s->stdio == SESSION_STDIO_PTY, .errfd = errp[1], .cgroup_fd = -1,
+		.pty = s->stdio == SESSION_STDIO_PTY, .errfd = errp[1],
 		.uid = spec.creds.set ? spec.creds.uid : geteuid(),
 		.gid = spec.creds.set ? spec.creds.gid : getegid(),
 	};
-	pid = spawn_clone(cgroup_fd, &ca);
-	if (pid < 0) {
-		rc = rpc_error_set(err, NONO_E_LIMIT_EXCEEDED, "", "fork: %s", strerror(errno));
-		goto fail;
-	}
-
-	/* Parent. */
-	s->pid = pid;
-	s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	s->started_ms = s->created_ms;
-	s->state = SESSION_STARTING;
-	close(errp[1]);
-	s->errpipe = errp[0];
-	fcntl(s->errpipe, F_SETFL, O_NONBLOCK);
-	for (int i = 0; i < 3; i++)
-		close(child_stdio[i]);
-	if (cgroup_fd >= 0)
-		close(cgroup_fd);
-	sandbox_compiled_free(sc);
+	job->make_tmpdir = make_tmpdir_later;
+	job->sj.child = session_child_main;
+	job->sj.prepare = spawn_job_prepare;
+	job->sj.arg = &job->ca;
+	job->sj.cgroup_fd = cgroup_fd;
+	job->sj.user = job;
+	job->s = s;
+	job->conn = conn_ref(conn);
+	job->reply = reply;
+	memcpy(job->child_stdio, child_stdio, sizeof(child_stdio));
+	memcpy(job->errp, errp, sizeof(errp));
+	job->cgroup_fd = cgroup_fd;
+	job->master = master;
 	spawn_ctx_free(&x);
-	s->owner_conn = conn_ref(conn);
-	s->create_reply = reply;
-	s->pty_master = master;
-	session_register(s);
-	session_history_insert(s);
-	s->ev_errpipe = event_new(nonod->base, s->errpipe, EV_READ | EV_PERSIST, spawn_on_errpipe, s);
-	if (s->create_reply == NULL || s->ev_errpipe == NULL || event_add(s->ev_errpipe, NULL) < 0) {
-		log_errorx("session %s: out of memory after fork", s->id);
-		session_kill_tree(s, "daemon out of memory");
-	}
-	log_info("session %s: uid %u started pid %d (%s) network %s", s->id, (unsigned)s->uid,
-		 (int)pid, s->argv[0], session_net_name(s->net));
+	job->next = inflight;
+	inflight = job;
+	sandbox_spawner_submit(spawner, &job->sj);
 	return RPC_DEFERRED;
 
 fail:
@@ -871,7 +868,10 @@ fail:
 		close(cgroup_fd);
 	if (s->cgroup != NULL)
 		session_cgroup_remove(s->cgroup);
-	sandbox_compiled_free(sc);
+	if (job != NULL) {
+		sandbox_spec_dup_free(job->spec);
+		free(job);
+	}
 	spawn_ctx_free(&x);
 	spawn_request_release(r);
 	session_unref(s);

@@ -3,6 +3,7 @@
 #define DAEMON_SESSION_SPAWN_H
 
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "rpc.h"
@@ -35,5 +36,18 @@ struct spawn_request {
 int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferred *reply,
 		  struct rpc_error *err);
 void spawn_request_release(struct spawn_request *r);
+
+/*
+ * Workers are cloned by spawner threads (sandbox/spawn.h) while the loop
+ * goes on; a worker may exit before the loop has taken its spawn result.
+ * The reaper (session.c) hands every pid that is no session's to
+ * session_spawn_reaped(): true when it was such a worker (its status is
+ * kept and the session ends as soon as it is registered).
+ */
+bool session_spawn_reaped(pid_t pid, int status, const struct rusage *ru);
+/* Shutdown, before the session table goes: starts in flight fail. */
+void session_spawn_fini(void);
+/* session.c: a session's leader was reaped with this status. */
+void session_reaped(struct session *s, int status, const struct rusage *ru);
 
 #endif

@@ -31,6 +31,7 @@
 #include "session-netns.h"
 #include "session-proxy.h"
 #include "session-snapshot.h"
+#include "session-spawn.h"
 #include "session.h"
 
 struct session_waiter {
@@ -45,6 +46,7 @@ static struct event *ev_sigchld;
 static struct event *ev_stop_timer;
 static void (*stop_done)(void);
 static bool stop_expired;              /* the shutdown grace is over */
+static unsigned int n_exited;          /* sessions in the table in state EXITED */
 
 static const char *const session_schema[] = {
 	/* 1 */
@@ -657,6 +659,7 @@ static void session_finish(struct session *s)
 	struct json_object *note;
 
 	s->state = SESSION_EXITED;
+	n_exited++;
 	/* Tell whoever waits first; the clean-up below is nobody's latency. */
 	note = session_to_json(s);
 	rpc_notify(s->owner_conn, "session.exited", note);
@@ -686,35 +689,51 @@ static void sessions_on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
 	for (;;) {
 		struct rusage ru;
+		struct session *s;
 		int status;
 		pid_t pid = wait4(-1, &status, WNOHANG, &ru);
 
 		if (pid <= 0)
 			break;
-		for (struct session *s = sessions; s != NULL; s = s->next)
+		for (s = sessions; s != NULL; s = s->next)
 			if (s->pid == pid && s->state < SESSION_FINISHING) {
-				if (s->create_reply != NULL)
-					session_spawn_settle(s);
-				session_ended(s, status, &ru);
+				session_reaped(s, status, &ru);
 				break;
 			}
-		/* Other pids: orphans of sessions re-parented to us; just reaped. */
+		/* Other pids: a worker whose start the loop has not taken yet,
+		 * or orphans of sessions re-parented to us (just reaped). */
+		if (s == NULL)
+			session_spawn_reaped(pid, status, &ru);
 	}
 }
 
-/* Keep at most this many ended sessions in memory; history stays in SQLite. */
+void session_reaped(struct session *s, int status, const struct rusage *ru)
+{
+	if (s->create_reply != NULL)
+		session_spawn_settle(s);
+	session_ended(s, status, ru);
+}
+
+/* Keep this many ended sessions in memory (up to a batch more between two
+ * trims); history stays in SQLite. */
 #define SESSIONS_KEEP_ENDED 256
+#define SESSIONS_GC_BATCH 64
 
 void session_gc(void)
 {
 	unsigned int ended = 0;
 	struct session **pp = &sessions;
 
+	/* Called for every create: walk the table only once a batch has
+	 * accumulated beyond the bound, not for each session. */
+	if (n_exited <= SESSIONS_KEEP_ENDED + SESSIONS_GC_BATCH)
+		return;
 	while (*pp != NULL) {
 		struct session *s = *pp;
 
 		if (s->state == SESSION_EXITED && s->waiters == NULL && ++ended > SESSIONS_KEEP_ENDED) {
 			*pp = s->next;
+			n_exited--;
 			session_unref(s);
 			continue;
 		}
@@ -792,6 +811,7 @@ void sessions_fini(void)
 {
 	struct session *s;
 
+	session_spawn_fini();
 	while ((s = sessions) != NULL) {
 		sessions = s->next;
 		if (s->state < SESSION_FINISHING)
@@ -816,6 +836,7 @@ void sessions_fini(void)
 		}
 		session_unref(s);
 	}
+	n_exited = 0;
 	session_history_flush();
 	free(hist_queue);
 	hist_queue = NULL;

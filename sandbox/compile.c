@@ -306,6 +306,19 @@ const struct sandbox_report *sandbox_compiled_report(const struct sandbox_compil
 	return &c->report;
 }
 
+size_t sandbox_compiled_fds(const struct sandbox_compiled *c, int fds[SANDBOX_ENTER_FDS])
+{
+	size_t n = 0;
+
+	if (c->ruleset_fd >= 0)
+		fds[n++] = c->ruleset_fd;
+	if (c->verify_fd >= 0)
+		fds[n++] = c->verify_fd;
+	if (c->netns_fd >= 0)
+		fds[n++] = c->netns_fd;
+	return n;
+}
+
 void sandbox_compiled_free(struct sandbox_compiled *c)
 {
 	if (!c)

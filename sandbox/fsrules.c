@@ -51,6 +51,7 @@ struct fs_ctx {
 	int ruleset_fd;
 	__u64 handled;
 	size_t nrules;
+	size_t nredundant;  /* allowed paths covered by another rule: not added */
 	char *errbuf;
 	size_t errlen;
 };
@@ -247,6 +248,51 @@ static int fs_allow(struct fs_ctx *x, const struct sandbox_path_res *pr, __u64 a
 	return rc;
 }
 
+/*
+ * Does rule j make rule i redundant? Landlock grants the union of the
+ * rules met walking from a file up to the root, so a rule beneath (or on)
+ * another whose rights include its own adds nothing on that walk: i is
+ * dropped when j is an allowed path, i's resolved path lies beneath or on
+ * j's, j's rights include i's (WRITE includes READ), and j really gets a
+ * plain rule of its own: no deny equal to or beneath j (a carve-out gives j
+ * no rule, and an allow inside a denied path must keep its re-grant).
+ * Dropping a rule can only take access away, never add any; the mount
+ * plan keeps every such pair on one walk (a WRITE path is bound onto
+ * itself; in a hidden /tmp, /run or /var/tmp a kept path nested in another
+ * comes along with the outer one's bind, and a directory with an allowed
+ * ancestor outside it is not hidden at all).
+ * What is lost: another name of i's inode (a bind mount or hard link
+ * elsewhere) that no rule covers is no longer reachable. Equal paths with
+ * equal rights keep the first.
+ */
+static bool fs_rule_covers(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+			   size_t j, size_t i)
+{
+	const char *pj = paths->r[j].path, *pi = paths->r[i].path;
+	enum sandbox_access aj = spec->paths[j].access, ai = spec->paths[i].access;
+
+	if (j == i || aj == SANDBOX_DENY || !pj[0] || !path_within(pi, pj))
+		return false;
+	if (!(aj == ai || aj == SANDBOX_WRITE))
+		return false;
+	if (strcmp(pi, pj) == 0 && aj == ai && j > i)
+		return false;   /* the same rule twice: keep the first */
+	for (size_t d = 0; d < spec->npaths; d++)
+		if (spec->paths[d].access == SANDBOX_DENY && paths->r[d].path[0] &&
+		    path_within(paths->r[d].path, pj))
+			return false;
+	return true;
+}
+
+static bool fs_rule_redundant(const struct sandbox_spec *spec, const struct sandbox_paths *paths,
+			      size_t i)
+{
+	for (size_t j = 0; j < spec->npaths; j++)
+		if (fs_rule_covers(spec, paths, j, i))
+			return true;
+	return false;
+}
+
 static int fs_paths(struct fs_ctx *x, const struct sandbox_spec *spec,
 		    const struct sandbox_paths *paths, struct sandbox_report *report)
 {
@@ -255,6 +301,10 @@ static int fs_paths(struct fs_ctx *x, const struct sandbox_spec *spec,
 
 		if (spec->paths[i].access == SANDBOX_DENY || !paths->r[i].path[0])
 			continue;
+		if (fs_rule_redundant(spec, paths, i)) {
+			x->nredundant++;
+			continue;
+		}
 		rc = fs_allow(x, &paths->r[i],
 			      spec->paths[i].access == SANDBOX_WRITE ? LL_WRITE : LL_READ,
 			      paths, spec, report);
@@ -335,7 +385,9 @@ int sandbox_fs_compile(const struct sandbox_spec *spec, const struct sandbox_pat
 	if (rc < 0)
 		goto out;
 	*verify_fd = fs_verify_fd(spec, paths);
-	sandbox_report_add(report, "landlock.fs", true, "%zu path rules, ABI %d", x.nrules, abi);
+	sandbox_report_add(report, "landlock.fs", true,
+			   "%zu path rules (%zu more covered by a parent rule), ABI %d", x.nrules,
+			   x.nredundant, abi);
 	*ruleset_fd = x.ruleset_fd;
 	x.ruleset_fd = -1;
 out:

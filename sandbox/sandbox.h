@@ -151,6 +151,15 @@ struct sandbox_compiled;
 int sandbox_compile(const struct sandbox_spec *spec, struct sandbox_compiled **out,
 		    char *errbuf, size_t errlen);
 
+/*
+ * A copy of spec that owns every string and array it points to (paths,
+ * env pass/set/from, ports, groups, cwd), to compile later or on another
+ * thread once the originals are gone. NULL on allocation failure. Free
+ * with sandbox_spec_dup_free() (NULL is a no-op), never otherwise.
+ */
+struct sandbox_spec *sandbox_spec_dup(const struct sandbox_spec *spec);
+void sandbox_spec_dup_free(struct sandbox_spec *copy);
+
 /* Steps of sandbox_enter(), for the caller's error message. */
 enum sandbox_step {
 	SANDBOX_STEP_NONE = 0,
@@ -182,6 +191,14 @@ char *const *sandbox_compiled_envp(const struct sandbox_compiled *c);
 
 /* Borrowed from c. */
 const struct sandbox_report *sandbox_compiled_report(const struct sandbox_compiled *c);
+
+/*
+ * The descriptors sandbox_enter() uses (ruleset, verify probe, network
+ * namespace), at most SANDBOX_ENTER_FDS, into fds; returns how many. A child
+ * may close every other descriptor it inherited before sandbox_enter().
+ */
+#define SANDBOX_ENTER_FDS 3
+size_t sandbox_compiled_fds(const struct sandbox_compiled *c, int fds[SANDBOX_ENTER_FDS]);
 
 /* New json-c object {"landlock_abi":N,"best_effort":b,"features":{name:
  * {"enforced":b,"detail":s}}}; caller owns it. NULL on allocation failure. */

@@ -23,6 +23,9 @@
  *      strict NETNS mode keeps listen()).
  *   5. everything else is allowed (Landlock and DAC do the rest).
  *
+ * Steps 2-5 are one binary search over the syscall numbers of 2-4
+ * (emit_tree), not a list of tests.
+ *
  * Arguments are compared on their low 32 bits: the kernel truncates socket
  * domain/type/protocol, ioctl cmd and personality to 32 bits itself, and all
  * namespace clone flags live in the low half.
@@ -107,7 +110,7 @@ static const int seccomp_eperm[] = {
 #define SECCOMP_NS_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \
 			  CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
 
-#define SECCOMP_MAX_INSNS 256
+#define SECCOMP_MAX_INSNS 512
 
 struct bpf_buf {
 	struct sock_filter *f;
@@ -134,37 +137,60 @@ static void emit_block(struct bpf_buf *b, int nr, const struct sock_filter *blk,
 	emit(b, blk, n);
 }
 
-#define EMIT_BLOCK(b, nr, blk) emit_block((b), (nr), (blk), sizeof(blk) / sizeof((blk)[0]))
+/* One syscall the filter does not simply allow, and what it does instead
+ * (a block that always returns). */
+struct sc_rule {
+	int nr;
+	const struct sock_filter *blk;
+	size_t n;
+};
 
-static void emit_socket(struct bpf_buf *b, bool inet)
+static int sc_rule_cmp(const void *a, const void *b)
 {
-	/* Jump offsets count from the next instruction. */
-	const struct sock_filter with_inet[] = {
-		/* 0 */ LD_ARG(0),
-		/* 1 */ JEQ(AF_UNIX, 9, 0),             /* -> 11 allow */
-		/* 2 */ JEQ(AF_INET, 1, 0),             /* -> 4 */
-		/* 3 */ JEQ(AF_INET6, 0, 6),            /* -> 4 : -> 10 deny */
-		/* 4 */ LD_ARG(1),
-		/* 5 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf), /* strip NONBLOCK/CLOEXEC */
-		/* 6 */ JEQ(SOCK_STREAM, 0, 3),         /* -> 7 : -> 10 deny */
-		/* 7 */ LD_ARG(2),
-		/* 8 */ JEQ(0, 2, 0),                   /* -> 11 allow */
-		/* 9 */ JEQ(IPPROTO_TCP, 1, 0),         /* -> 11 allow : -> 10 deny */
-		/* 10 */ RET_ERRNO(EPERM),
-		/* 11 */ RET_ALLOW,
-	};
-	const struct sock_filter unix_only[] = {
-		LD_ARG(0),
-		JEQ(AF_UNIX, 1, 0),
-		RET_ERRNO(EPERM),
-		RET_ALLOW,
-	};
+	const struct sc_rule *x = a, *y = b;
 
-	if (inet)
-		EMIT_BLOCK(b, __NR_socket, with_inet);
-	else
-		EMIT_BLOCK(b, __NR_socket, unix_only);
+	return (x->nr > y->nr) - (x->nr < y->nr);
 }
+
+/*
+ * The rules (sorted by nr, A = nr) as a binary search: a JGE at each inner
+ * node, and at the leaves a few "nr == X: block" tests falling through to
+ * ALLOW. A syscall takes about log2(rules) + 4 comparisons instead of one
+ * per rule, and so does the kernel when it installs the filter: it runs
+ * the program once per syscall number to find those always allowed
+ * (seccomp_cache_prepare), which made a linear list of ~60 tests one of
+ * the larger costs of a session start.
+ */
+#define SC_LEAF 4
+
+static void emit_tree(struct bpf_buf *b, const struct sc_rule *r, size_t n)
+{
+	const struct sock_filter allow[] = { RET_ALLOW };
+	const struct sock_filter node[] = { BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0, 0, 0) };
+	size_t mid = n / 2, at, left;
+
+	if (n <= SC_LEAF) {
+		for (size_t i = 0; i < n; i++)
+			emit_block(b, r[i].nr, r[i].blk, r[i].n);
+		emit(b, allow, 1);
+		return;
+	}
+	at = b->n;
+	emit(b, node, 1);
+	emit_tree(b, r, mid);          /* nr < r[mid].nr falls through to here */
+	if (b->overflow)
+		return;
+	left = b->n - at - 1;
+	if (left > 255) {              /* jump offsets are 8 bits */
+		b->overflow = true;
+		return;
+	}
+	b->f[at].k = (unsigned int)r[mid].nr;
+	b->f[at].jt = (unsigned char)left;
+	emit_tree(b, r + mid, n - mid);
+}
+
+#define RULE(nr, blk) ((struct sc_rule){ (nr), (blk), sizeof(blk) / sizeof((blk)[0]) })
 
 int sandbox_seccomp_build(enum sandbox_net_mode net, struct sock_fprog *prog)
 {
@@ -220,7 +246,50 @@ int sandbox_seccomp_build(enum sandbox_net_mode net, struct sock_fprog *prog)
 		RET_ERRNO(EPERM),
 		RET_ALLOW,
 	};
-	const struct sock_filter tail[] = { RET_ALLOW };
+	/* socket(): jump offsets count from the next instruction. */
+	const struct sock_filter socket_inet[] = {
+		/* 0 */ LD_ARG(0),
+		/* 1 */ JEQ(AF_UNIX, 9, 0),             /* -> 11 allow */
+		/* 2 */ JEQ(AF_INET, 1, 0),             /* -> 4 */
+		/* 3 */ JEQ(AF_INET6, 0, 6),            /* -> 4 : -> 10 deny */
+		/* 4 */ LD_ARG(1),
+		/* 5 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf), /* strip NONBLOCK/CLOEXEC */
+		/* 6 */ JEQ(SOCK_STREAM, 0, 3),         /* -> 7 : -> 10 deny */
+		/* 7 */ LD_ARG(2),
+		/* 8 */ JEQ(0, 2, 0),                   /* -> 11 allow */
+		/* 9 */ JEQ(IPPROTO_TCP, 1, 0),         /* -> 11 allow : -> 10 deny */
+		/* 10 */ RET_ERRNO(EPERM),
+		/* 11 */ RET_ALLOW,
+	};
+	const struct sock_filter socket_unix[] = {
+		LD_ARG(0),
+		JEQ(AF_UNIX, 1, 0),
+		RET_ERRNO(EPERM),
+		RET_ALLOW,
+	};
+	const size_t neperm = sizeof(seccomp_eperm) / sizeof(seccomp_eperm[0]);
+	struct sc_rule rules[sizeof(seccomp_eperm) / sizeof(seccomp_eperm[0]) + 16];
+	size_t nr = 0;
+
+	for (size_t i = 0; i < neperm; i++)
+		rules[nr++] = RULE(seccomp_eperm[i], eperm);
+	rules[nr++] = RULE(__NR_clone, clone_blk);
+	rules[nr++] = RULE(__NR_clone3, clone3_blk);
+	rules[nr++] = RULE(__NR_personality, personality_blk);
+	rules[nr++] = RULE(__NR_ioctl, ioctl_blk);
+	rules[nr++] = RULE(__NR_sendto, sendto_blk);
+	rules[nr++] = RULE(__NR_sendmsg, sendmsg_blk);
+	rules[nr++] = RULE(__NR_sendmmsg, sendto_blk);  /* flags are arg 3 too */
+	if (net == SANDBOX_NET_PROXY)
+		rules[nr++] = RULE(__NR_listen, eperm);
+	if (net != SANDBOX_NET_NONE)
+		rules[nr++] = RULE(__NR_socket, socket_inet);
+	else
+		rules[nr++] = RULE(__NR_socket, socket_unix);
+	qsort(rules, nr, sizeof(rules[0]), sc_rule_cmp);
+	for (size_t i = 1; i < nr; i++)
+		if (rules[i].nr == rules[i - 1].nr)
+			return -EINVAL; /* one number twice: the tree would hide one */
 
 	b.n = 0;
 	b.overflow = false;
@@ -228,21 +297,8 @@ int sandbox_seccomp_build(enum sandbox_net_mode net, struct sock_fprog *prog)
 	if (!b.f)
 		return -ENOMEM;
 	emit(&b, head, sizeof(head) / sizeof(head[0]));
-	for (size_t i = 0; i < sizeof(seccomp_eperm) / sizeof(seccomp_eperm[0]); i++)
-		emit_block(&b, seccomp_eperm[i], eperm, 1);
-	/* A block is entered only when nr matches and always returns, so A
-	 * still holds nr for the next comparison when it is skipped. */
-	EMIT_BLOCK(&b, __NR_clone, clone_blk);
-	EMIT_BLOCK(&b, __NR_clone3, clone3_blk);
-	EMIT_BLOCK(&b, __NR_personality, personality_blk);
-	EMIT_BLOCK(&b, __NR_ioctl, ioctl_blk);
-	EMIT_BLOCK(&b, __NR_sendto, sendto_blk);
-	EMIT_BLOCK(&b, __NR_sendmsg, sendmsg_blk);
-	EMIT_BLOCK(&b, __NR_sendmmsg, sendto_blk);  /* flags are arg 3 too */
-	if (net == SANDBOX_NET_PROXY)
-		emit_block(&b, __NR_listen, eperm, 1);
-	emit_socket(&b, net != SANDBOX_NET_NONE);
-	emit(&b, tail, 1);
+	/* Every block returns, so A holds nr wherever the tree compares it. */
+	emit_tree(&b, rules, nr);
 	if (b.overflow) {
 		free(b.f);
 		return -E2BIG;

@@ -11,6 +11,7 @@ path is under test: policy resolution, spawn, credentials, namespaces,
 limits and the daemon's own refusal of session peers.
 """
 import base64
+import errno
 import fcntl
 import json
 import os
@@ -853,6 +854,127 @@ class AsRoot(EscapeCases, unittest.TestCase):
 
 class AsUser(EscapeCases, unittest.TestCase):
     MODE = "user"
+
+
+# ---- a worker caught between clone and exec ------------------------------------
+
+PRE_EXEC_ATTACK = r"""
+import ctypes, os, signal, subprocess, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+me = os.getuid()
+
+def attack(pid):
+    r = {}
+    for name in ("mem", "environ"):
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as f:
+                r[name] = "opened"
+                f.read(64)
+                r[name] = "read"
+        except OSError as e:
+            r.setdefault(name, e.errno)
+    if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+        r["ptrace"] = "attached"
+        libc.ptrace(17, pid, None, None)       # PTRACE_DETACH
+    else:
+        r["ptrace"] = ctypes.get_errno()
+    return r
+
+def held():
+    # Stopped processes of ours still named nonod: clones not yet exec'd.
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                st = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except OSError:
+            continue
+        if st["Name"].strip() == "nonod" and st["State"].split()[0] == "T" \
+                and int(st["Uid"].split()[0]) == me:
+            yield int(d)
+
+stop = []
+def stopper():
+    while not stop:
+        try:
+            os.kill(-1, signal.SIGSTOP)
+        except OSError:
+            pass
+t = threading.Thread(target=stopper)
+t.start()
+attacks, n, end = {}, 0, time.monotonic() + 4
+try:
+    while time.monotonic() < end:
+        c.send({"jsonrpc": "2.0", "id": n + 10, "method": "session.create",
+                "params": {"argv": ["/bin/true"], "cwd": WS, "environ": PATH_ENV}})
+        n += 1
+        for pid in held():
+            if pid not in attacks:
+                attacks[pid] = attack(pid)
+        time.sleep(0.002)
+finally:
+    stop.append(1)
+    t.join()
+# Control: the same attacks on an ordinary process of ours work.
+p = subprocess.Popen(["sleep", "30"])
+time.sleep(0.2)
+out["control"] = attack(p.pid)
+p.kill()
+out["attacks"] = attacks
+"""
+
+
+class PreExecWorker(unittest.TestCase):
+    """In system mode a worker that drops to its user's uid may share
+    nonod's address space until it exec's (session-spawn.c). Its user stops
+    it there (kill(-1, SIGSTOP) in a loop) and tries to read it: ptrace,
+    /proc/PID/mem, /proc/PID/environ. Each is refused, because nonod's
+    memory is not dumpable; the same attacks on an ordinary process of the
+    user work (control)."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("system mode and another user need root")
+        from users import as_user, ensure_group, ensure_user
+        self.as_user = as_user
+        ensure_group("nono")
+        self.u = ensure_user("nono-e2e-a", ["nono"])
+        self.d = nonotest.Daemon(mode="--system")
+        os.chmod(self.d.dir, 0o755)
+        self.ws = os.path.join(self.d.dir, "ws")
+        os.makedirs(self.ws)
+        os.chown(self.ws, self.u.pw_uid, self.u.pw_gid)
+
+    def tearDown(self):
+        subprocess.run(["pkill", "-KILL", "-u", self.u.pw_name], check=False)
+        self.d.close()
+
+    def test_pre_exec_worker_memory_unreadable(self):
+        out = self.as_user(self, self.d, self.u, f"WS = {self.ws!r}\n" + PRE_EXEC_ATTACK,
+                           timeout=60)
+        ctl = out["control"]
+        self.assertEqual((ctl["environ"], ctl["ptrace"]), ("read", "attached"), ctl)
+        self.assertEqual(ctl["mem"] in ("opened", "read"), True, ctl)
+        held = {int(k): v for k, v in out["attacks"].items()}
+        if not held:
+            self.skipTest("no worker was caught before its exec in 4 s")
+        for pid, r in held.items():
+            self.assertIn(r["mem"], (errno.EACCES, errno.EPERM), (pid, r))
+            self.assertIn(r["environ"], (errno.EACCES, errno.EPERM), (pid, r))
+            self.assertEqual(r["ptrace"], errno.EPERM, (pid, r))
+        # Which of them shared nonod's memory (kcmp KCMP_VM, as root)?
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        shared = [pid for pid in held
+                  if libc.syscall(312, self.d.proc.pid, pid, 1, 0, 0) == 0]  # x86_64 kcmp
+        sys.stderr.write(f"pre-exec workers caught: {len(held)}, sharing nonod's memory: "
+                         f"{len(shared)}; every read refused\n")
+        log = self.d.logtext()
+        can_share = any("started pid" in l and "(copy)" not in l for l in log.splitlines())
+        if can_share and os.uname().machine == "x86_64":
+            self.assertTrue(shared, f"{len(held)} held workers, none sharing nonod's memory")
 
 
 if __name__ == "__main__":

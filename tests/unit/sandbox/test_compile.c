@@ -204,6 +204,39 @@ START_TEST(test_no_fd_leak)
 }
 END_TEST
 
+/* sandbox_spec_dup(): the copy compiles the same after everything the
+ * original pointed to has been overwritten (what a spawner thread relies on). */
+START_TEST(test_spec_dup)
+{
+	struct harness_spec hs;
+	struct sandbox_spec *d;
+	struct sandbox_compiled *c;
+	char err[256], from0[] = "KEEP_ME=1", from1[] = "PATH=/usr/bin";
+	char *from[] = { from0, from1, NULL };
+	const char *pass[] = { "KEEP_ME", "PATH" };
+	char *const *envp;
+	bool seen = false;
+
+	harness_spec_init(&hs);
+	hs.spec.env.from = from;
+	hs.spec.env.pass = pass;
+	hs.spec.env.npass = 2;
+	d = sandbox_spec_dup(&hs.spec);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_uint_eq(d->npaths, hs.spec.npaths);
+	memset(hs.paths, 'x', sizeof(hs.paths));   /* the original's strings are gone */
+	memset(from0, 'y', sizeof(from0) - 1);
+	pass[0] = "NOPE";
+	ck_assert_msg(sandbox_compile(d, &c, err, sizeof(err)) == 0, "%s", err);
+	for (envp = sandbox_compiled_envp(c); *envp != NULL; envp++)
+		seen |= strcmp(*envp, "KEEP_ME=1") == 0;
+	ck_assert_msg(seen, "the copied environment was not used");
+	sandbox_compiled_free(c);
+	sandbox_spec_dup_free(d);
+	sandbox_spec_dup_free(NULL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sandbox_compile");
@@ -220,6 +253,7 @@ int main(void)
 	tcase_add_test(tc, test_fail_closed_old_abi);
 	tcase_add_test(tc, test_report_json);
 	tcase_add_test(tc, test_no_fd_leak);
+	tcase_add_test(tc, test_spec_dup);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

@@ -274,6 +274,81 @@ START_TEST(test_rule_through_symlink)
 }
 END_TEST
 
+/* "N path rules (M more covered by a parent rule)" from a compile of hs. */
+static void rule_counts(struct harness_spec *hs, size_t *added, size_t *covered)
+{
+	const struct sandbox_report *r;
+	struct sandbox_compiled *c = NULL;
+	char why[256];
+	bool found = false;
+
+	ck_assert_msg(sandbox_compile(&hs->spec, &c, why, sizeof(why)) == 0, "compile: %s", why);
+	r = sandbox_compiled_report(c);
+	for (size_t i = 0; i < r->n && !found; i++)
+		found = strcmp(r->items[i].feature, "landlock.fs") == 0 &&
+			sscanf(r->items[i].detail, "%zu path rules (%zu more", added, covered) == 2;
+	sandbox_compiled_free(c);
+	ck_assert_msg(found, "no landlock.fs report line");
+}
+
+static int try_create_write(void *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return errno;
+	close(fd);
+	unlink(path);
+	return 0;
+}
+
+/*
+ * A rule beneath (or equal to) another whose rights include its own adds
+ * nothing to Landlock's walk and is not added (sandbox/fsrules.c). Those
+ * that do add something stay: more rights than the parent, a parent split
+ * by a deny carve-out, and an allow inside a denied path. Access is the
+ * same either way.
+ */
+START_TEST(test_nested_rules)
+{
+	struct harness_spec hs;
+	size_t added0, covered0, added, covered;
+	char w[PATH_MAX + 8], wnew[PATH_MAX + 16];
+
+	snprintf(w, sizeof(w), "%s/w", H.ro);  /* hp() buffers rotate */
+	snprintf(wnew, sizeof(wnew), "%s/new", w);
+
+	ck_assert(mkdir(w, 0777) == 0 || errno == EEXIST);
+	chmod(w, 0777);
+	harness_spec_init(&hs);
+	harness_spec_add(&hs, H.home, SANDBOX_READ);
+	harness_spec_add(&hs, hp(H.home, ".ssh"), SANDBOX_DENY);
+	rule_counts(&hs, &added0, &covered0);
+
+	harness_spec_add(&hs, hp(H.ws, "sub"), SANDBOX_READ);      /* under ws WRITE: covered */
+	harness_spec_add(&hs, H.ws, SANDBOX_WRITE);                /* ws twice: covered */
+	harness_spec_add(&hs, hp(H.ro, "file"), SANDBOX_READ);     /* under ro READ: covered */
+	harness_spec_add(&hs, w, SANDBOX_WRITE);                   /* more than ro: kept */
+	harness_spec_add(&hs, hp(H.home, ".bashrc"), SANDBOX_READ); /* home is split: kept */
+	harness_spec_add(&hs, H.secret, SANDBOX_READ);             /* inside the deny: kept */
+	rule_counts(&hs, &added, &covered);
+	ck_assert_uint_eq(covered, covered0 + 3);
+	ck_assert_uint_eq(added, added0 + 3);
+
+	/* The covered ones lost nothing: ws/sub is still writable (ws is WRITE). */
+	ck_assert_int_eq(harness_run(&hs, try_create_write, hp(H.ws, "sub/new")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.ro, "file")), 0);
+	ck_assert_int_eq(harness_run(&hs, try_create_write, hp(H.ro, "new")), EACCES);
+	/* The kept ones still grant what their parent does not. */
+	ck_assert_int_eq(harness_run(&hs, try_create_write, wnew), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, H.secret), 0);
+	ck_assert_int_eq(harness_run(&hs, try_read, hp(H.home, ".bashrc")), 0);
+	/* The carve-out still denies the rest of the denied directory. */
+	ck_assert_int_eq(harness_run(&hs, try_create_write, hp(H.home, ".ssh/config")), EACCES);
+	rmdir(w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sandbox_fs");
@@ -296,6 +371,7 @@ int main(void)
 	tcase_add_test(tc, test_deny_regrant);
 	tcase_add_test(tc, test_rule_binds_resolved_inode);
 	tcase_add_test(tc, test_rule_through_symlink);
+	tcase_add_test(tc, test_nested_rules);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
