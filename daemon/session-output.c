@@ -38,17 +38,17 @@ static void stream_close(struct output_stream *st)
 	st->fd = -1;
 }
 
-static void output_on_read(evutil_socket_t fd, short what, void *arg)
+/* One read: 1 bytes kept, 0 end of stream (closed), -1 nothing there now. */
+static int stream_read(struct output_stream *st)
 {
-	struct output_stream *st = arg;
 	char chunk[16384];
-	ssize_t n = read(fd, chunk, sizeof(chunk));
+	ssize_t n = read(st->fd, chunk, sizeof(chunk));
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return -1;
 	if (n <= 0) {
 		stream_close(st);
-		return;
+		return 0;
 	}
 	evbuffer_add(st->buf, chunk, (size_t)n);
 	if (evbuffer_get_length(st->buf) > SESSION_OUTPUT_MAX) {
@@ -57,6 +57,26 @@ static void output_on_read(evutil_socket_t fd, short what, void *arg)
 		evbuffer_drain(st->buf, extra);
 		st->dropped += extra;
 	}
+	return 1;
+}
+
+static void output_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	stream_read(arg);
+}
+
+static void stream_drain(struct output_stream *st)
+{
+	while (st->fd >= 0 && stream_read(st) > 0)
+		;
+}
+
+void session_output_drain(struct session_output *o)
+{
+	if (o == NULL)
+		return;
+	stream_drain(&o->out);
+	stream_drain(&o->err);
 }
 
 static int stream_open(struct output_stream *st, int fd)

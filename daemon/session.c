@@ -660,6 +660,8 @@ static void session_finish(struct session *s)
 
 	s->state = SESSION_EXITED;
 	n_exited++;
+	/* the exit event can come before the pipes' last bytes were read */
+	session_output_drain(s->output);
 	/* Tell whoever waits first; the clean-up below is nobody's latency. */
 	note = session_to_json(s);
 	rpc_notify(s->owner_conn, "session.exited", note);

@@ -128,6 +128,12 @@ void session_spawned(struct session *s);     /* exec confirmed: reply, start tim
 void session_spawn_failed(struct session *s, int code, const char *field,
 			  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void session_output_attach(struct session *s, int out_fd, int err_fd);
+/*
+ * Read what the pipes hold now (the session's processes are dead or dying,
+ * so nothing more is coming): session.exited and session.wait then carry
+ * complete output. NULL is a no-op.
+ */
+void session_output_drain(struct session_output *o);
 void session_output_free(struct session_output *o);
 const char *session_net_name(enum session_net n);
 /* Drop the oldest ended sessions beyond a bound (history stays in SQLite). */

@@ -61,6 +61,16 @@ class SessionTest(unittest.TestCase):
         # The daemon's own environment never reaches a worker.
         self.assertNotIn("NONOD", env)
 
+    def test_output_complete_at_exit(self):
+        # A program that fills its pipe with one write and exits at once:
+        # its exit is noticed while most of those bytes are still in the
+        # pipe. session.wait and session.output must carry all of them.
+        for i in range(10):
+            final, out, _ = run(self.c, ["dd", "if=/dev/zero", "bs=65536", "count=1",
+                                         "status=none"], self.ws)
+            self.assertEqual(exit_code(final), 0)
+            self.assertEqual(len(out), 65536, f"run {i}")
+
     def test_policy_env_pass_and_set(self):
         pol = {"version": 1, "filesystem": {"read": ["$WORKSPACE"]},
                "env": {"pass": ["PATH", "KEEP_ME"], "set": {"GREETING": "hello"}}}
