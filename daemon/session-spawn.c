@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -102,45 +101,25 @@ static struct event *ev_spawner;
 static struct spawn_job *inflight;
 
 /*
- * May the worker share nonod's address space until it exec's? Always when
- * it keeps nonod's uid and gid (user mode, root's sessions). A worker that
- * drops to another user runs as that user for a moment before execve, and
- * then its user may act on it from outside:
- *  - signals: SIGSTOP holds the spawner thread in CLONE_VFORK (not the
- *    loop: see above); a fatal signal ends the child alone (no CLONE_THREAD).
- *  - reading the shared memory (ptrace, /proc/PID/mem, process_vm_readv,
- *    pidfd_getfd, perf, /proc/PID/{environ,maps,fd}): every one of them
- *    goes through ptrace_may_access(), which refuses a caller without
- *    CAP_SYS_PTRACE when the target's mm is not SUID_DUMP_USER. The mm is
- *    nonod's, made non-dumpable at start (vault_harden_process). But the
- *    child's setresuid() resets the dumpability of that shared mm to
- *    fs.suid_dumpable (commit_creds): only 0 keeps it non-dumpable; 1 would
- *    make nonod's memory ptraceable by the user, 2 dumpable as root (a
- *    core of nonod's memory through a pipe handler).
- *  - a core dump: none from a non-dumpable mm (and RLIMIT_CORE is 0).
- * So another user's worker shares only while nonod is non-dumpable and
- * fs.suid_dumpable is 0, read at every start (root may change it; a change
- * between this read and the child's setresuid is root's own doing).
- * Otherwise it gets a copy, as fork() gives.
+ * May the worker share nonod's address space until it exec's? Only when it
+ * keeps nonod's uid and gid (user mode, root's sessions). A worker that
+ * drops to another user runs as that user for as long as the user likes
+ * before execve (SIGSTOP, or an exec path on the user's FUSE mount that
+ * never answers), and while it shares nonod's mm that mm's dumpability is
+ * all that keeps ptrace, /proc/PID/mem, process_vm_* and core dumps away
+ * from the user. Every credential change in nonod (the setfsuid() calls
+ * made for other users' requests, commit_creds) resets that dumpability to
+ * the fs.suid_dumpable of that moment: root setting it to 1 even briefly,
+ * at any time while such a child is held, would hand the user nonod's
+ * memory for reading and writing (shown by review with a FUSE-held child).
+ * So other users' workers get a copy, as fork() gives: after their
+ * setresuid the copy is as dumpable as the sysctl says, and holds no more
+ * than fork() always exposed (secret buffers are MADV_WIPEONFORK). They
+ * still start on a spawner thread, so holding one holds nothing else.
  */
 static bool spawn_may_share_mm(const struct child_args *ca)
 {
-	char v[4] = "";
-	ssize_t n;
-	int fd;
-
-	if (!sandbox_spawn_can_share_mm())
-		return false;
-	if (ca->uid == geteuid() && ca->gid == getegid())
-		return true;
-	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return false;
-	fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, v, sizeof(v) - 1);
-	close(fd);
-	return n >= 1 && v[0] == '0' && (n == 1 || v[1] == '\n');
+	return sandbox_spawn_can_share_mm() && ca->uid == geteuid() && ca->gid == getegid();
 }
 
 struct spawn_ctx {

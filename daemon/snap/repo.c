@@ -107,10 +107,10 @@ int repo_open(const char *root, uid_t uid, struct snap_repo **out)
 	 * gc unlinks packs and objects right after its index commits, and a
 	 * committed snapshot must survive power loss, not only a crash. */
 	rc = db_exec(r->db, "PRAGMA synchronous=FULL;");
-	/* Read the index through a mapping: loading a 100k-file stat cache
-	 * (9 MB of blobs in overflow pages) took 2,300 preads. */
-	if (rc == 0)
-		rc = db_exec(r->db, "PRAGMA mmap_size=268435456;");
+	/* No mmap_size: a mapped index turns a disk error or a truncated file
+	 * into SIGBUS in the daemon (every user's sessions), where reads return
+	 * an error SQLite reports. Loading a 100k-file stat cache costs 2,300
+	 * preads more for it. */
 	if (rc == 0)
 		rc = index_migrate(r->db);
 	if (rc == 0)
