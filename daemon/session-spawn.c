@@ -700,7 +700,9 @@ void session_spawn_fini(void)
 		return;
 	/* Children still before exec are killed; the others too, here: no
 	 * session of theirs was registered for the shutdown to stop. */
-	sandbox_spawner_stop(spawner);
+	if (sandbox_spawner_stop(spawner) < 0)
+		log_warnx("a worker killed before its exec is stuck in the kernel; "
+			  "leaving its spawner thread behind");
 	rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
 	while ((sj = sandbox_spawner_next(spawner)) != NULL) {
 		struct spawn_job *job = sj->user;
@@ -709,7 +711,7 @@ void session_spawn_fini(void)
 		spawn_job_unlink(job);
 		if (sj->err == 0 && pid > 0 && !job->reaped) {
 			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
+			waitpid(pid, NULL, WNOHANG); /* else init reaps it after us */
 		}
 		spawn_job_fail(job, &err);
 	}

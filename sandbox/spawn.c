@@ -41,6 +41,7 @@ struct sandbox_spawner {
 	struct spawner_thread *threads;
 	unsigned int nthreads, max, nidle;
 	bool stopping, stopped;
+	bool abandoned; /* stop gave up on held threads: never freed */
 	int efd;
 	char *inline_stack;             /* for copies made on the caller's thread */
 };
@@ -377,12 +378,13 @@ struct sandbox_spawn_job *sandbox_spawner_next(struct sandbox_spawner *sp)
 	return job;
 }
 
-void sandbox_spawner_stop(struct sandbox_spawner *sp)
+int sandbox_spawner_stop(struct sandbox_spawner *sp)
 {
 	struct sandbox_spawn_job *job;
+	unsigned int waited_ms = 0;
 
 	if (sp->stopped)
-		return;
+		return sp->abandoned ? -EBUSY : 0;
 	pthread_mutex_lock(&sp->lock);
 	sp->stopping = true;
 	while ((job = sp->pending) != NULL) {
@@ -416,18 +418,26 @@ void sandbox_spawner_stop(struct sandbox_spawner *sp)
 		pthread_mutex_unlock(&sp->lock);
 		if (!busy)
 			break;
+		if (waited_ms++ >= SANDBOX_SPAWNER_STOP_MS) {
+			/* a killed child stuck in the kernel: give its thread up */
+			sp->abandoned = true;
+			sp->stopped = true;
+			return -EBUSY;
+		}
 		usleep(1000);
 	}
 	for (unsigned int i = 0; i < sp->nthreads; i++)
 		pthread_join(sp->threads[i].tid, NULL);
 	sp->stopped = true;
+	return 0;
 }
 
 void sandbox_spawner_free(struct sandbox_spawner *sp)
 {
 	if (sp == NULL)
 		return;
-	sandbox_spawner_stop(sp);
+	if (sandbox_spawner_stop(sp) < 0)
+		return; /* held threads still use sp, their stacks and its lock */
 	for (unsigned int i = 0; i < sp->max && sp->threads != NULL; i++)
 		if (sp->threads[i].stack != NULL)
 			munmap(sp->threads[i].stack, SPAWN_STACK_SIZE);

@@ -91,8 +91,14 @@ pid_t sandbox_spawn_job_pid(const struct sandbox_spawn_job *job);
  * children still before exec are sent SIGKILL (the caller must not reap
  * meanwhile: their pids stay theirs until reaped), and the threads are
  * joined. Every job then waits in sandbox_spawner_next(). Free afterwards.
+ * A killed child can stay stuck in the kernel (an execve waiting on a FUSE
+ * server that never answers): after SANDBOX_SPAWNER_STOP_MS the threads it
+ * holds are given up, -EBUSY is returned, their jobs never come back, and
+ * sandbox_spawner_free() leaves the pool allocated (those threads still
+ * use it). Only for a process on its way out.
  */
-void sandbox_spawner_stop(struct sandbox_spawner *sp);
+#define SANDBOX_SPAWNER_STOP_MS 5000
+int sandbox_spawner_stop(struct sandbox_spawner *sp);
 /* Stops if needed; jobs not taken with next() are dropped. NULL is a no-op. */
 void sandbox_spawner_free(struct sandbox_spawner *sp);
 

@@ -163,7 +163,7 @@ START_TEST(test_spawn_held_child)
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_ptr_null(sandbox_spawner_next(sp)); /* the held one is not done */
 
-	sandbox_spawner_stop(sp);
+	ck_assert_int_eq(sandbox_spawner_stop(sp), 0); /* a stopped child dies of SIGKILL */
 	ck_assert_ptr_eq(sandbox_spawner_next(sp), &held);
 	st = reap(sandbox_spawn_job_pid(&held));
 	held_pid = 0;
