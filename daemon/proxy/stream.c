@@ -166,7 +166,7 @@ schedule_flush(struct stream *s)
 {
 	if (s->state == ST_OPEN && (s->enabled & EV_WRITE) && !s->wr_blocked &&
 	    !s->wr_dead && evbuffer_get_length(s->out) > 0)
-		event_active(s->flush, EV_TIMEOUT, 0);
+		event_active(s->flush, EV_WRITE, 0);
 }
 
 /*
@@ -505,23 +505,18 @@ on_writable(evutil_socket_t fd, short what, void *arg)
 	unref(s);
 }
 
+/* Work deferred to later in this loop pass (flush: EV_WRITE) or to the
+ * next turn (the zero-timeout read kick: EV_TIMEOUT). */
 static void
-on_flush(evutil_socket_t fd, short what, void *arg)
+on_deferred(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *s = arg;
 
 	ref(s);
-	do_write(s);
-	unref(s);
-}
-
-static void
-on_later(evutil_socket_t fd, short what, void *arg)
-{
-	struct stream *s = arg;
-
-	ref(s);
-	do_read(s);
+	if (what & EV_WRITE)
+		do_write(s);
+	else
+		do_read(s);
 	unref(s);
 }
 
@@ -591,10 +586,10 @@ stream_new(struct event_base *base, int fd, SSL *ssl, enum stream_tls tls,
 	s->max_write = STREAM_BUDGET;
 	s->in = evbuffer_new();
 	s->out = evbuffer_new();
-	s->flush = event_new(base, -1, 0, on_flush, s);
+	s->flush = event_new(base, -1, 0, on_deferred, s);
 	s->rtimer = evtimer_new(base, on_rtimer, s);
 	s->wtimer = evtimer_new(base, on_wtimer, s);
-	s->later = evtimer_new(base, on_later, s);
+	s->later = evtimer_new(base, on_deferred, s);
 	if (!s->in || !s->out || !s->flush || !s->rtimer || !s->wtimer || !s->later)
 		goto fail;
 	evbuffer_add_cb(s->out, out_cb, s);
