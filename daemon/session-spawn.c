@@ -721,6 +721,29 @@ void session_spawn_fini(void)
 	spawner = NULL;
 }
 
+/*
+ * fs.suid_dumpable 1 makes a process ptraceable by its user after it drops
+ * to that user: a worker, still a copy of nonod (OpenSSL's heap, the proxy
+ * CA key) until its execve, would be readable by the session's user for as
+ * long as they hold it there. Refuse other users' sessions then (0 and 2
+ * keep ptrace away; 2 dumps cores for root only).
+ */
+static int spawn_check_dumpable(struct rpc_error *err)
+{
+	char v[4] = "";
+	int fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, v, sizeof(v) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n >= 1 && v[0] != '1')
+		return 0;
+	return rpc_error_set(err, NONO_E_SANDBOX_UNAVAILABLE, "",
+			     n >= 1 ? "fs.suid_dumpable is 1: another user's worker could be ptraced by "
+				      "that user before its exec (set it to 0 or 2)"
+				    : "cannot read fs.suid_dumpable");
+}
+
 int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferred *reply,
 		  struct rpc_error *err)
 {
@@ -752,6 +775,8 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 	if (s->snap != NULL)
 		snprintf(s->id, sizeof(s->id), "%s", session_snap_session_id(s->snap));
 
+	if ((s->uid != geteuid() || s->gid != getegid()) && (rc = spawn_check_dumpable(err)) < 0)
+		goto fail;
 	if (asprintf(&s->tmpdir, "/tmp/nono-%s", s->id) < 0) {
 		s->tmpdir = NULL;
 		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");

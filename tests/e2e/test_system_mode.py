@@ -68,6 +68,31 @@ out['stdout'] = so.decode(); out['peer'] = c.call('daemon.status')['mode']
         self.assertEqual(caps["NoNewPrivs"].strip(), "1")
         self.assertEqual(caps["Seccomp"].strip(), "2")
 
+    def test_refused_while_workers_would_be_ptraceable(self):
+        # fs.suid_dumpable=1 would let a user ptrace their worker (a copy of
+        # nonod until its exec) after it drops to their uid: nonod refuses
+        # other users' sessions then and says why; 0 (the control) works.
+        path = "/proc/sys/fs/suid_dumpable"
+        with open(path) as f:
+            old = f.read().strip()
+        body = f"""
+attempt('r', lambda: c.call("session.create", {{"argv": ["true"], "cwd": {self.ws!r},
+                                                "environ": PATH_ENV, "stdio": {{"mode": "pipe"}}}}))
+if 'id' in out['r']:
+    c.call("session.wait", {{"id": out['r']['id'], "timeout_ms": 60000}})
+"""
+        try:
+            with open(path, "w") as f:
+                f.write("1")
+            refused = self.as_user(self.a, body)["r"]
+        finally:
+            with open(path, "w") as f:
+                f.write(old)
+        self.assertEqual(refused.get("error"), "sandbox_feature_unavailable", refused)
+        self.assertIn("suid_dumpable", refused["detail"])
+        if old != "1":
+            self.assertIn("id", self.as_user(self.a, body)["r"])
+
     def test_users_only_see_their_own_sessions(self):
         mine = self.as_user(self.a, f"""
 s = c.call('session.create', {{'argv': ['sleep', '60'], 'cwd': {self.ws!r}, 'environ': PATH_ENV}})
