@@ -210,7 +210,7 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 				return rc;
 			}
 		}
-		if ((fd == -EACCES || fd == -EPERM) && c->o->allow_unreadable) {
+		if ((fd == -EACCES || fd == -EPERM || fd == -ENAMETOOLONG) && c->o->allow_unreadable) {
 			e->te.type = TT_UNREADABLE;
 			memset(e->te.hash, 0, SNAP_HASH_LEN);
 			atomic_fetch_add(&c->unreadable, 1);

@@ -341,13 +341,117 @@ static int put_entry(struct rctx *c, int dfd, const struct tree_ent *e, const ch
 	return 0;
 }
 
-/* Remove name in dfd; inside a directory, excluded entries are kept. */
+/* One directory being removed (remove_entry's stack). */
+struct rm_frame {
+	dev_t dev;
+	ino_t ino;
+	size_t rlen;   /* its path in c->rel; 0 with !named: too deep to name */
+	bool named;
+	char name[256];
+};
+
+/*
+ * Clear the open directory fd down to its next subdirectory: files and
+ * symlinks are unlinked, excluded entries kept. Returns 1 with that
+ * subdirectory open in *child (O_NOFOLLOW) and its name in sub, 0 when
+ * only kept entries are left, or a negative errno. f is fd's frame (its
+ * path, for the exclusion rules).
+ */
+static int rm_scan(struct rctx *c, int fd, const struct rm_frame *f, char *sub, int *child)
+{
+	char buf[8192];
+	ssize_t got;
+
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return rfail(c, -errno, "seek");
+	while ((got = getdents64(fd, buf, sizeof(buf))) > 0) {
+		for (size_t off = 0; off < (size_t)got;) {
+			struct dirent64 *de = (struct dirent64 *)(buf + off);
+			const char *n = de->d_name;
+			size_t nlen = strlen(n);
+			struct stat st;
+
+			off += de->d_reclen;
+			if (n[0] == '.' && (nlen == 1 || (nlen == 2 && n[1] == '.')))
+				continue;
+			/* beyond what a path can name, no rule can match either */
+			if (f->named && rel_push(c, f->rlen, n, nlen) != 0) {
+				bool kept = exclude_match(c->excludes, c->nexcludes, c->rel, n);
+				c->rel[f->rlen] = '\0';
+				if (kept)
+					continue;
+			}
+			if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+				if (errno == ENOENT)
+					continue;
+				return rfail(c, -errno, "stat");
+			}
+			if (S_ISDIR(st.st_mode)) {
+				*child = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (*child >= 0) {
+					memcpy(sub, n, nlen + 1);
+					return 1;
+				}
+				if (errno == ENOENT)
+					continue;
+				if (errno != ELOOP && errno != ENOTDIR)
+					return rfail(c, -errno, "open");
+				/* swapped for a symlink or file meanwhile: unlink it */
+			}
+			if (unlinkat(fd, n, 0) < 0 && errno != ENOENT)
+				return rfail(c, -errno, "unlink");
+		}
+	}
+	return got < 0 ? rfail(c, -errno, "readdir") : 0;
+}
+
+/* Push the frame of the open directory fd, named sub in the frame below. */
+static int rm_push(struct rctx *c, struct rm_frame **stk, size_t *depth, size_t *cap, int fd,
+		   const char *sub, size_t rlen)
+{
+	struct rm_frame *f;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return rfail(c, -errno, "stat");
+	if (*depth == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct rm_frame *ns = realloc(*stk, nc * sizeof(*ns));
+		if (ns == NULL)
+			return rfail(c, -ENOMEM, "remove");
+		*stk = ns;
+		*cap = nc;
+	}
+	f = &(*stk)[*depth];
+	*f = (struct rm_frame){ .dev = st.st_dev, .ino = st.st_ino };
+	snprintf(f->name, sizeof(f->name), "%s", sub);
+	if (*depth == 0) {
+		f->rlen = rlen;
+		f->named = true;
+	} else if ((*stk)[*depth - 1].named) {
+		f->rlen = rel_push(c, (*stk)[*depth - 1].rlen, sub, strlen(sub));
+		f->named = f->rlen != 0;
+	}
+	(*depth)++;
+	return 0;
+}
+
+/*
+ * Remove name in dfd (rlen: its path in c->rel) and everything below it
+ * but excluded entries. Iterative, with one directory open at a time, so
+ * an agent's tree of any depth can be removed (a recursion held a
+ * descriptor per level and stopped where paths stop). Going back up opens
+ * ".." and checks it is the directory we came down from (dev, ino): a
+ * directory moved meanwhile fails the restore instead of leading the
+ * removal outside the workspace.
+ */
 static int remove_entry(struct rctx *c, int dfd, const char *name, size_t rlen)
 {
+	struct rm_frame *stk = NULL;
+	size_t depth = 0, cap = 0;
+	char sub[256];
 	struct stat st;
-	struct dirent *de;
-	DIR *dp;
-	int fd, rc = 0;
+	int fd, child = -1, rc;
 
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : rfail(c, -errno, "stat");
@@ -359,23 +463,38 @@ static int remove_entry(struct rctx *c, int dfd, const char *name, size_t rlen)
 			return unlinkat(dfd, name, 0) < 0 ? rfail(c, -errno, "unlink") : 0;
 		return rfail(c, -errno, "open");
 	}
-	dp = fdopendir(fd);
-	if (dp == NULL) {
-		close(fd);
-		return rfail(c, -errno, "opendir");
-	}
-	while (rc == 0 && (de = readdir(dp)) != NULL) {
-		size_t nlen = strlen(de->d_name), clen;
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+	rc = rm_push(c, &stk, &depth, &cap, fd, name, rlen);
+	while (rc == 0) {
+		const struct rm_frame *f = &stk[depth - 1];
+
+		rc = rm_scan(c, fd, f, sub, &child);
+		if (rc == 1) { /* down */
+			close(fd);
+			fd = child;
+			rc = rm_push(c, &stk, &depth, &cap, fd, sub, 0);
 			continue;
-		clen = rel_push(c, rlen, de->d_name, nlen);
-		if (clen == 0)
-			rc = -ENAMETOOLONG;
-		else if (!exclude_match(c->excludes, c->nexcludes, c->rel, de->d_name))
-			rc = remove_entry(c, dirfd(dp), de->d_name, clen);
-		c->rel[rlen] = '\0';
+		}
+		if (rc < 0 || --depth == 0)
+			break;
+		/* up: this directory holds only kept entries now */
+		int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(fd);
+		fd = up;
+		f = &stk[depth - 1];
+		if (f->named)
+			c->rel[f->rlen] = '\0';
+		if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+			rc = rfail(c, fd < 0 ? -errno : -EXDEV, "moved while being removed:");
+			break;
+		}
+		if (unlinkat(fd, stk[depth].name, AT_REMOVEDIR) < 0 && errno != ENOTEMPTY &&
+		    errno != ENOENT)
+			rc = rfail(c, -errno, "rmdir");
 	}
-	closedir(dp);
+	if (fd >= 0)
+		close(fd);
+	free(stk);
+	c->rel[rlen] = '\0';
 	if (rc == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOTEMPTY &&
 	    errno != ENOENT)
 		rc = rfail(c, -errno, "rmdir");

@@ -353,8 +353,10 @@ static void walk_one(struct walker *w, struct fdir *d)
 			 * snapshot, like a file that vanishes before its stat. */
 			d->self->vanished = true;
 			w->st.dirs--;
-		} else if (d->self != NULL && (fd == -EACCES || fd == -EPERM) &&
+		} else if (d->self != NULL && (fd == -EACCES || fd == -EPERM || fd == -ENAMETOOLONG) &&
 			   c->o->allow_unreadable) {
+			/* (too deep for a path: an agent's chain of directories
+			 * must not make restore's safety snapshot impossible) */
 			d->self->te.type = TT_UNREADABLE;
 			w->st.unreadable++;
 		} else {

@@ -12,6 +12,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,52 @@ static void world_free(struct world *w)
 	free(w->cfg);
 	free(w->decoy_before);
 }
+
+/*
+ * An agent plants a chain of directories deeper than a path can name
+ * (10,000 bytes of "d/d/...", with a file at the bottom) and clobbers a
+ * file. The restore must still work: its safety snapshot records the part
+ * too deep to open as unreadable, and the removal of the chain does not
+ * need paths (nor one descriptor per level).
+ */
+START_TEST(test_deep_tree_cannot_block_restore)
+{
+	struct th_env e;
+	struct snap_result r;
+	char id[SNAP_ID_LEN + 1], *s;
+	int fd, n;
+
+	th_env_open(&e, "deep");
+	th_writes(e.ws, "important", "good\n");
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_CREATE, &e.p, &r), 0);
+	snprintf(id, sizeof(id), "%s", r.snaps[0].id);
+	snap_result_free(&r);
+	th_writes(e.ws, "important", "EVIL\n");
+	fd = open(e.ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (int i = 0; i < 5000; i++) {
+		ck_assert_int_eq(mkdirat(fd, "d", 0755), 0);
+		n = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ck_assert_int_ge(n, 0);
+		close(fd);
+		fd = n;
+	}
+	n = openat(fd, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_ge(n, 0);
+	close(n);
+	close(fd);
+	e.p.snapshot = id;
+	ck_assert_msg(snap_run(e.s, SNAP_OP_RESTORE, &e.p, &r) == 0, "restore: %s", r.detail);
+	snap_result_free(&r);
+	s = th_read(e.ws, "important", NULL);
+	ck_assert_str_eq(s, "good\n");
+	free(s);
+	fd = open(e.ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_eq(faccessat(fd, "d", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	close(fd);
+	th_env_close(&e);
+}
+END_TEST
 
 START_TEST(test_control_restore_writes_cfg)
 {
@@ -288,6 +335,7 @@ int main(void)
 	tcase_add_test(tc, test_swap_during_restore_open_decoy);
 	tcase_add_test(tc, test_swap_file_for_symlink);
 	tcase_add_test(tc, test_readonly_dir_restore);
+	tcase_add_test(tc, test_deep_tree_cannot_block_restore);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
