@@ -13,6 +13,8 @@
  * and metadata is set on fds or with AT_SYMLINK_NOFOLLOW. A directory swapped
  * for a symlink makes the open fail (ELOOP/ENOTDIR): restore never writes
  * through it. Store objects are read with the daemon's credentials.
+ * Depth is no weapon: the safety snapshot records what is too deep to open
+ * as unreadable, and removal walks any depth with one directory open.
  */
 #include <dirent.h>
 #include <errno.h>
