@@ -343,6 +343,36 @@ static int put_entry(struct rctx *c, int dfd, const struct tree_ent *e, const ch
 	return 0;
 }
 
+/* Directories left in place because they hold excluded entries. */
+struct rm_kept {
+	struct { dev_t dev; ino_t ino; } *v;
+	size_t n, cap;
+};
+
+static bool rm_is_kept(const struct rm_kept *k, const struct stat *st)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (k->v[i].dev == st->st_dev && k->v[i].ino == st->st_ino)
+			return true;
+	return false;
+}
+
+static int rm_keep(struct rm_kept *k, dev_t dev, ino_t ino)
+{
+	if (k->n == k->cap) {
+		size_t nc = k->cap ? k->cap * 2 : 8;
+		void *nv = realloc(k->v, nc * sizeof(*k->v));
+		if (nv == NULL)
+			return -ENOMEM;
+		k->v = nv;
+		k->cap = nc;
+	}
+	k->v[k->n].dev = dev;
+	k->v[k->n].ino = ino;
+	k->n++;
+	return 0;
+}
+
 /* One directory being removed (remove_entry's stack). */
 struct rm_frame {
 	dev_t dev;
@@ -357,9 +387,11 @@ struct rm_frame {
  * symlinks are unlinked, excluded entries kept. Returns 1 with that
  * subdirectory open in *child (O_NOFOLLOW) and its name in sub, 0 when
  * only kept entries are left, or a negative errno. f is fd's frame (its
- * path, for the exclusion rules).
+ * path, for the exclusion rules); kept: subdirectories already emptied
+ * but for excluded entries, skipped.
  */
-static int rm_scan(struct rctx *c, int fd, const struct rm_frame *f, char *sub, int *child)
+static int rm_scan(struct rctx *c, int fd, const struct rm_frame *f, const struct rm_kept *kept,
+		   char *sub, int *child)
 {
 	char buf[8192];
 	ssize_t got;
@@ -378,9 +410,9 @@ static int rm_scan(struct rctx *c, int fd, const struct rm_frame *f, char *sub, 
 				continue;
 			/* beyond what a path can name, no rule can match either */
 			if (f->named && rel_push(c, f->rlen, n, nlen) != 0) {
-				bool kept = exclude_match(c->excludes, c->nexcludes, c->rel, n);
+				bool excluded = exclude_match(c->excludes, c->nexcludes, c->rel, n);
 				c->rel[f->rlen] = '\0';
-				if (kept)
+				if (excluded)
 					continue;
 			}
 			if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -388,6 +420,8 @@ static int rm_scan(struct rctx *c, int fd, const struct rm_frame *f, char *sub, 
 					continue;
 				return rfail(c, -errno, "stat");
 			}
+			if (S_ISDIR(st.st_mode) && rm_is_kept(kept, &st))
+				continue; /* emptied already but for excluded entries */
 			if (S_ISDIR(st.st_mode)) {
 				*child = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (*child >= 0) {
@@ -450,6 +484,7 @@ static int rm_push(struct rctx *c, struct rm_frame **stk, size_t *depth, size_t 
 static int remove_entry(struct rctx *c, int dfd, const char *name, size_t rlen)
 {
 	struct rm_frame *stk = NULL;
+	struct rm_kept kept = { 0 };
 	size_t depth = 0, cap = 0;
 	char sub[256];
 	struct stat st;
@@ -469,7 +504,7 @@ static int remove_entry(struct rctx *c, int dfd, const char *name, size_t rlen)
 	while (rc == 0) {
 		const struct rm_frame *f = &stk[depth - 1];
 
-		rc = rm_scan(c, fd, f, sub, &child);
+		rc = rm_scan(c, fd, f, &kept, sub, &child);
 		if (rc == 1) { /* down */
 			close(fd);
 			fd = child;
@@ -489,13 +524,17 @@ static int remove_entry(struct rctx *c, int dfd, const char *name, size_t rlen)
 			rc = rfail(c, fd < 0 ? -errno : -EXDEV, "moved while being removed:");
 			break;
 		}
-		if (unlinkat(fd, stk[depth].name, AT_REMOVEDIR) < 0 && errno != ENOTEMPTY &&
-		    errno != ENOENT)
+		if (unlinkat(fd, stk[depth].name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			continue;
+		if (errno != ENOTEMPTY)
 			rc = rfail(c, -errno, "rmdir");
+		else if (rm_keep(&kept, stk[depth].dev, stk[depth].ino) < 0)
+			rc = rfail(c, -ENOMEM, "remove");
 	}
 	if (fd >= 0)
 		close(fd);
 	free(stk);
+	free(kept.v);
 	c->rel[rlen] = '\0';
 	if (rc == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOTEMPTY &&
 	    errno != ENOENT)

@@ -387,6 +387,11 @@ START_TEST(test_excludes)
 	th_mkdir(e.ws, "later/node_modules", 0755);
 	th_writes(e.ws, "later/node_modules/dep", "d");
 	th_writes(e.ws, "later/file", "f");
+	/* deeper: a directory left holding only an excluded one */
+	th_mkdir(e.ws, "later/deep", 0755);
+	th_mkdir(e.ws, "later/deep/node_modules", 0755);
+	th_writes(e.ws, "later/deep/node_modules/dep", "d");
+	th_writes(e.ws, "later/deep/gone", "g");
 	e.p.excludes = NULL;
 	e.p.nexcludes = 0;
 	e.p.snapshot = id;
@@ -407,6 +412,10 @@ START_TEST(test_excludes)
 	ck_assert_ptr_nonnull(m); /* kept, though its parent is not in the snapshot */
 	free(m);
 	ck_assert_ptr_null(th_read(e.ws, "later/file", NULL));
+	m = th_read(e.ws, "later/deep/node_modules/dep", NULL);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	ck_assert_ptr_null(th_read(e.ws, "later/deep/gone", NULL));
 	th_env_close(&e);
 }
 END_TEST
