@@ -212,6 +212,8 @@ static int audit_list(struct rpc_call *call, struct json_object **result, struct
 	if (all && !call->peer->admin)
 		return rpc_error_set(err, NONO_E_PERMISSION_DENIED, "all_users",
 				     "only administrators read other users' records");
+	if (nonod->proxy != NULL)
+		proxy_audit_sync(nonod->proxy); /* what the proxy's loops still hold */
 	audit_flush();
 	if (sqlite3_prepare_v2(nonod->db,
 			       "SELECT ts_ms, session, uid, method, host, port, path, status, bytes_in, "

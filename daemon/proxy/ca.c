@@ -6,6 +6,7 @@
  * ALPN selection that only ever picks http/1.1.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -39,6 +40,7 @@ struct ca {
 	EVP_PKEY *leaf_key;
 	SSL_CTX *srv;
 	char *pem;
+	pthread_mutex_t mu; /* the leaf cache: the proxy's loops share it */
 	struct leaf *bucket[CA_BUCKETS];
 	size_t n_leaf;
 };
@@ -229,6 +231,7 @@ ca_new(const struct proxy_config *cfg, struct ca **out)
 
 	if (ca == NULL)
 		return -ENOMEM;
+	pthread_mutex_init(&ca->mu, NULL);
 	if (ex_host < 0) {
 		ex_host = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 		ex_reason = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
@@ -296,6 +299,7 @@ ca_free(struct ca *ca)
 	EVP_PKEY_free(ca->key);
 	EVP_PKEY_free(ca->leaf_key);
 	free(ca->pem);
+	pthread_mutex_destroy(&ca->mu);
 	free(ca);
 }
 
@@ -336,7 +340,7 @@ host_hash(const char *s)
 	return h % CA_BUCKETS;
 }
 
-/* Cached leaf for host (borrowed), made on first use. */
+/* Cached leaf for host (borrowed), made on first use. Under ca->mu. */
 static X509 *
 leaf_get(struct ca *ca, const char *host)
 {
@@ -390,9 +394,15 @@ leaf_get(struct ca *ca, const char *host)
 SSL *
 ca_server_ssl(struct ca *ca, const char *host)
 {
-	X509 *leaf = leaf_get(ca, host);
+	X509 *leaf;
 	SSL *ssl;
 
+	/* a reference of our own: another loop may replace the cached one */
+	pthread_mutex_lock(&ca->mu);
+	leaf = leaf_get(ca, host);
+	if (leaf != NULL && X509_up_ref(leaf) != 1)
+		leaf = NULL;
+	pthread_mutex_unlock(&ca->mu);
 	if (leaf == NULL)
 		return NULL;
 	ssl = SSL_new(ca->srv);
@@ -400,8 +410,9 @@ ca_server_ssl(struct ca *ca, const char *host)
 	    SSL_use_PrivateKey(ssl, ca->leaf_key) != 1 ||
 	    SSL_set_ex_data(ssl, ex_host, (void *)host) != 1) {
 		SSL_free(ssl);
-		return NULL;
+		ssl = NULL;
 	}
+	X509_free(leaf);
 	return ssl;
 }
 

@@ -31,7 +31,7 @@ proxy_conn_audit(struct conn *c, const char *method, const char *host, uint16_t 
 	   const char *path, int status, uint64_t in, uint64_t out,
 	   const char *secret, const char *reason, uint64_t start_us)
 {
-	struct proxy *p = c->proxy;
+	struct ploop *p = c->proxy;
 	struct proxy_audit_record rec = {
 		.session = c->l->rules.session_id,
 		.method = method,
@@ -68,7 +68,7 @@ proxy_conn_close(struct conn *c)
 	if (c->mode == CONN_TUNNEL)
 		proxy_conn_audit(c, "CONNECT", c->host, c->port, "", 200, c->t_in,
 			   c->t_out, NULL, NULL, c->t_start);
-	TAILQ_REMOVE(&c->l->conns, c, entry);
+	TAILQ_REMOVE(&c->proxy->conns, c, entry);
 	splice_tunnel_stop(c->splice); /* freed by the reaper */
 	http_free(c);
 	resolve_cancel(c->rreq);
@@ -654,7 +654,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-proxy_conn_accept(struct proxy_listener *l, int fd)
+proxy_conn_accept(struct ploop *loop, struct proxy_listener *l, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	int one = 1;
@@ -664,20 +664,20 @@ proxy_conn_accept(struct proxy_listener *l, int fd)
 		return;
 	}
 	c->l = l;
-	c->proxy = l->proxy;
+	c->proxy = loop;
 	c->fd = fd;
 	c->mode = CONN_PROXY;
 	c->t_start = proxy_now_us();
-	TAILQ_INSERT_TAIL(&l->conns, c, entry);
+	TAILQ_INSERT_TAIL(&loop->conns, c, entry);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
-	c->timer = evtimer_new(l->proxy->base, timer_cb, c);
-	c->front = stream_new(l->proxy->base, fd, NULL, STREAM_PLAIN, false);
+	c->timer = evtimer_new(loop->base, timer_cb, c);
+	c->front = stream_new(loop->base, fd, NULL, STREAM_PLAIN, false);
 	if (c->timer == NULL || c->front == NULL) {
 		proxy_conn_close(c);
 		return;
 	}
 	front_start(c);
-	proxy_conn_arm_timer(c, l->proxy->cfg.header_timeout_ms);
+	proxy_conn_arm_timer(c, loop->cfg.header_timeout_ms);
 }

@@ -16,6 +16,8 @@
 #define PROXY_INT_H
 
 #include <stdbool.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 #include "stream.h"
 
 struct stream;
+struct ploop;
 struct evbuffer;
 struct evconnlistener;
 struct event;
@@ -36,7 +39,8 @@ struct event;
 #define PROXY_READ_HIGH (256u * 1024u) /* per-stream input cap */
 #define PROXY_IO_CHUNK (128u * 1024u)  /* bytes per read/write syscall */
 #define PROXY_POOL_PER_KEY 8
-#define PROXY_TICKET_SLOTS 64 /* upstream TLS sessions kept for resumption */
+#define PROXY_TICKET_SLOTS 64 /* upstream TLS sessions kept for resumption, per loop */
+#define PROXY_LOOPS_MAX 8
 #define PROXY_CONNECT_TIMEOUT_S 15 /* upstream TCP connect + TLS handshake */
 #define PROXY_RENDER_MAX 8192
 #define PROXY_COALESCE_MAX 16384 /* one TLS record: merge smaller writes */
@@ -87,10 +91,10 @@ struct resolve_result {
 	socklen_t addrlen;
 };
 typedef void (*resolve_cb)(void *arg, const struct resolve_result *res);
-int resolver_new(struct proxy *proxy, struct resolver **out);
+int resolver_new(struct ploop *loop, struct resolver **out);
 void resolver_free(struct resolver *r);
 /* Starts a lookup; cb runs later on the loop (never from inside this call). */
-struct resolve_req *resolve_start(struct proxy *proxy, const char *host,
+struct resolve_req *resolve_start(struct ploop *loop, const char *host,
 				  uint16_t port, bool allow_private,
 				  resolve_cb cb, void *arg);
 /* cb will not run after this. */
@@ -99,7 +103,7 @@ bool resolve_is_private(const struct sockaddr *sa);
 
 /* ---- upstream.c ---- */
 struct upstream {
-	struct proxy *proxy;
+	struct ploop *proxy; /* the loop it lives on */
 	char host[PROXY_HOST_MAX + 1];
 	uint16_t port;
 	bool tls;
@@ -120,58 +124,127 @@ typedef void (*upstream_cb)(void *arg, struct upstream *up, int err,
  * A pooled connection returns 1 and *up immediately (never when fresh);
  * otherwise 0 and cb runs later (*req set for cancel), or a negative errno.
  */
-int upstream_get(struct proxy *proxy, const char *host, uint16_t port, bool tls,
+int upstream_get(struct ploop *loop, const char *host, uint16_t port, bool tls,
 		 bool allow_private, bool fresh, upstream_cb cb, void *arg,
 		 struct upstream **up, struct upstream_req **req);
 void upstream_cancel(struct upstream_req *req);
 /* Back to the pool when reusable, else closed. */
 void upstream_release(struct upstream *up, bool reusable);
 void upstream_free(struct upstream *up);
-void upstream_pool_clear(struct proxy *proxy);
+void upstream_pool_clear(struct ploop *loop);
 /*
  * TLS session resumption for upstream handshakes: SSL_CTX new-session
  * callback (keeps a ticket per host, port and allow_private; a ticket is
  * used once, then replaced by the ones the resumed connection receives),
  * and the cleanup that frees them.
  */
-int upstream_sessions_init(struct proxy *proxy);
+int upstream_sessions_init(struct ploop *loop);
 int upstream_session_new_cb(SSL *ssl, SSL_SESSION *sess);
-void upstream_sessions_clear(struct proxy *proxy);
+void upstream_sessions_clear(struct ploop *loop);
 
-/* ---- the engine ---- */
+/* ---- the engine (proxy.c) and its loops (loop.c) ---- */
 struct conn;
 TAILQ_HEAD(conn_list, conn);
+struct audit_item;
 
+/* What the root's thread tells a loop (loop.c). */
+struct audit_sync;
+struct loop_msg {
+	struct loop_msg *next;
+	enum { LOOP_ACCEPT, LOOP_DROP, LOOP_STOP, LOOP_AUDIT_SYNC } kind;
+	struct proxy_listener *l;
+	int fd;
+	struct audit_sync *sync;
+};
+
+/*
+ * A session's listener. Accepts on the root's base (the daemon loop) and
+ * deals each connection to a loop; its connections live on those loops.
+ * proxy_listener_free() stops accepting and tells every loop to close the
+ * listener's connections; the last loop to do so frees it (drops).
+ */
 struct proxy_listener {
 	struct proxy *proxy;
 	struct evconnlistener *evl;
 	struct event *resume; /* re-enable accept after EMFILE */
-	struct rules rules;
-	char *auth; /* expected base64("nono:TOKEN") */
+	struct rules rules;   /* read-only once added: shared by the loops */
+	char *auth;           /* expected base64("nono:TOKEN") */
 	size_t auth_len;
-	struct conn_list conns;
+	atomic_uint drops;    /* loops yet to drop it */
+	struct loop_msg *drop_msgs; /* one per loop, made up front */
 	TAILQ_ENTRY(proxy_listener) entry;
 };
 
-struct proxy {
+/*
+ * One event loop thread. Everything here belongs to that thread but the
+ * inbox (posted to by the root's thread, under mu) and the shared,
+ * read-only or self-locking ca, up_ctx and ov.
+ */
+struct ploop {
+	struct proxy *root;
+	unsigned idx;
 	struct event_base *base;
-	struct proxy_config cfg;
-	struct proxy_override *ov;
+	struct proxy_config cfg; /* the root's; audit goes through loop_audit */
+	const struct proxy_override *ov;
 	size_t n_ov;
-	char *upstream_ca_file;
 	struct ca *ca;
 	SSL_CTX *up_ctx;
 	struct resolver *resolver;
 	struct upstream_list pool;
 	size_t pool_len;
 	struct upstream_ticket *tickets; /* PROXY_TICKET_SLOTS, upstream.c */
-	TAILQ_HEAD(, proxy_listener) listeners;
-	struct conn_list dead; /* closed connections awaiting free */
+	struct conn_list conns;          /* open connections */
+	struct conn_list dead;           /* closed connections awaiting free */
 	struct event *reaper;
+	/* audit records batched for the root */
+	struct audit_item *audit_head, **audit_tail;
+	struct event *audit_timer;
+	/* messages from the root's thread */
+	pthread_mutex_t mu;
+	struct loop_msg *in_head, **in_tail;
+	int efd;
+	struct event *in_ev;
+	struct loop_msg *stop_msg;
+	pthread_t th;
+	bool running;
 };
 
+struct proxy {
+	struct event_base *base; /* the caller's: listeners and audit delivery */
+	struct proxy_config cfg;
+	struct proxy_override *ov;
+	size_t n_ov;
+	char *upstream_ca_file;
+	struct ca *ca;
+	SSL_CTX *up_ctx;
+	struct ploop **loops;
+	unsigned n_loops, next_loop;
+	TAILQ_HEAD(, proxy_listener) listeners;
+	/* audit records from the loops, delivered to cfg.audit on base */
+	pthread_mutex_t audit_mu;
+	struct audit_item *audit_head, **audit_tail;
+	int audit_efd;
+	struct event *audit_ev;
+};
+
+/* loop.c */
+int ploop_new(struct proxy *root, unsigned idx, struct ploop **out);
+int ploop_start(struct ploop *loop);
+/* Stop the thread (closing its connections) and free everything. */
+void ploop_free(struct ploop *loop);
+/* Hand an accepted fd to the loop (closed on failure). Root thread only. */
+void ploop_post_accept(struct ploop *loop, struct proxy_listener *l, int fd);
+/* Tell the loop to close l's connections (l->drops counts down). */
+void ploop_post_drop(struct ploop *loop, struct proxy_listener *l);
+/* Root side of audit delivery (proxy.c sets it up; loop.c feeds it). */
+int proxy_audit_init(struct proxy *p);
+void proxy_audit_deliver(struct proxy *p);
+void proxy_audit_fini(struct proxy *p);
+/* Free a listener whose loops have all dropped it. */
+void proxy_listener_destroy(struct proxy_listener *l);
+
 /* Free closed connections (from the loop, never inside their callbacks). */
-void proxy_reap(struct proxy *p);
+void proxy_reap(struct ploop *loop);
 
 /* ---- conn.c / http.c ---- */
 enum conn_mode {
@@ -196,7 +269,7 @@ void splice_tunnel_free(struct splice_tunnel *t);
 
 struct conn {
 	struct proxy_listener *l;
-	struct proxy *proxy;
+	struct ploop *proxy; /* the loop it lives on */
 	TAILQ_ENTRY(conn) entry;
 	enum conn_mode mode;
 	int fd;   /* owned until a TLS front takes it, then -1 */
@@ -220,7 +293,7 @@ struct conn {
 	uint64_t t_start, t_in, t_out;
 };
 
-void proxy_conn_accept(struct proxy_listener *l, int fd);
+void proxy_conn_accept(struct ploop *loop, struct proxy_listener *l, int fd);
 void proxy_conn_close(struct conn *c);
 /* Final response with an X-Nono-Denied/X-Nono-Error header, then close. */
 void proxy_conn_fail(struct conn *c, int status, const char *hdr, const char *reason);

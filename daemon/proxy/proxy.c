@@ -232,11 +232,15 @@ nomem:
 	return -ENOMEM;
 }
 
+/* Connections are dealt to the loops in turn. */
 static void
 listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 		   struct sockaddr *sa, int salen, void *arg)
 {
-	proxy_conn_accept(arg, fd);
+	struct proxy_listener *l = arg;
+	struct proxy *p = l->proxy;
+
+	ploop_post_accept(p->loops[p->next_loop++ % p->n_loops], l, fd);
 }
 
 static void
@@ -281,9 +285,10 @@ proxy_listener_add(struct proxy *proxy, int listen_fd,
 		return -ENOMEM;
 	}
 	l->proxy = proxy;
-	TAILQ_INIT(&l->conns);
-	r = rules_copy(&l->rules, rules);
+	l->drop_msgs = calloc(proxy->n_loops, sizeof(*l->drop_msgs));
+	r = l->drop_msgs != NULL ? rules_copy(&l->rules, rules) : -ENOMEM;
 	if (r < 0) {
+		free(l->drop_msgs);
 		free(l);
 		close(listen_fd);
 		return r;
@@ -323,48 +328,41 @@ proxy_listener_add(struct proxy *proxy, int listen_fd,
 fail:
 	close(listen_fd);
 fail_noclose:
-	if (l->auth)
-		OPENSSL_cleanse(l->auth, strlen(l->auth));
-	free(l->auth);
-	rules_clear(&l->rules);
-	free(l);
+	proxy_listener_destroy(l); /* auth_len is 0 until auth is filled */
 	return r;
 }
 
+/*
+ * Stop accepting now; each loop closes the listener's connections when it
+ * reads the drop message, and the last one frees the listener.
+ */
 void
 proxy_listener_free(struct proxy_listener *l)
 {
-	struct conn *c;
+	struct proxy *p;
 
 	if (l == NULL)
 		return;
+	p = l->proxy;
 	evconnlistener_free(l->evl);
 	event_free(l->resume);
-	while ((c = TAILQ_FIRST(&l->conns)) != NULL)
-		proxy_conn_close(c);
-	TAILQ_REMOVE(&l->proxy->listeners, l, entry);
-	OPENSSL_cleanse(l->auth, l->auth_len);
-	free(l->auth);
-	rules_clear(&l->rules);
-	free(l);
+	l->evl = NULL;
+	l->resume = NULL;
+	TAILQ_REMOVE(&p->listeners, l, entry);
+	atomic_store(&l->drops, p->n_loops);
+	for (unsigned i = 0; i < p->n_loops; i++)
+		ploop_post_drop(p->loops[i], l);
 }
 
 void
-proxy_reap(struct proxy *p)
+proxy_listener_destroy(struct proxy_listener *l)
 {
-	struct conn *c;
-
-	while ((c = TAILQ_FIRST(&p->dead)) != NULL) {
-		TAILQ_REMOVE(&p->dead, c, entry);
-		splice_tunnel_free(c->splice);
-		free(c);
-	}
-}
-
-static void
-reaper_cb(evutil_socket_t fd, short what, void *arg)
-{
-	proxy_reap(arg);
+	if (l->auth != NULL)
+		OPENSSL_cleanse(l->auth, l->auth_len);
+	free(l->auth);
+	rules_clear(&l->rules);
+	free(l->drop_msgs);
+	free(l);
 }
 
 static SSL_CTX *
@@ -395,6 +393,15 @@ upstream_ctx_new(const char *extra_ca)
 	return ctx;
 }
 
+/* Loop threads when the config says 0: one per CPU, up to PROXY_LOOPS_MAX. */
+static unsigned
+default_loops(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > PROXY_LOOPS_MAX ? PROXY_LOOPS_MAX : (unsigned)n;
+}
+
 struct proxy *
 proxy_new(struct event_base *base, const struct proxy_config *config)
 {
@@ -404,16 +411,16 @@ proxy_new(struct event_base *base, const struct proxy_config *config)
 		return NULL;
 	p->base = base;
 	p->cfg = *config;
-	TAILQ_INIT(&p->pool);
+	p->audit_efd = -1;
 	TAILQ_INIT(&p->listeners);
-	TAILQ_INIT(&p->dead);
-	p->reaper = evtimer_new(base, reaper_cb, p);
-	if (p->reaper == NULL)
-		goto fail;
 	if (p->cfg.header_timeout_ms == 0)
 		p->cfg.header_timeout_ms = 10000;
 	if (p->cfg.idle_timeout_ms == 0)
 		p->cfg.idle_timeout_ms = 60000;
+	if (p->cfg.loops == 0)
+		p->cfg.loops = default_loops();
+	else if (p->cfg.loops > PROXY_LOOPS_MAX)
+		p->cfg.loops = PROXY_LOOPS_MAX;
 	p->cfg.overrides = NULL;
 	p->cfg.upstream_ca_file = NULL;
 	if (config->upstream_ca_file &&
@@ -435,10 +442,19 @@ proxy_new(struct event_base *base, const struct proxy_config *config)
 	if (ca_new(config, &p->ca) < 0)
 		goto fail;
 	p->up_ctx = upstream_ctx_new(p->upstream_ca_file);
-	if (p->up_ctx == NULL || upstream_sessions_init(p) < 0)
+	if (p->up_ctx == NULL || proxy_audit_init(p) < 0)
 		goto fail;
-	if (resolver_new(p, &p->resolver) < 0)
+	p->loops = calloc(p->cfg.loops, sizeof(*p->loops));
+	if (p->loops == NULL)
 		goto fail;
+	for (; p->n_loops < p->cfg.loops; p->n_loops++)
+		if (ploop_new(p, p->n_loops, &p->loops[p->n_loops]) < 0) {
+			p->n_loops++; /* freed with the others */
+			goto fail;
+		}
+	for (unsigned i = 0; i < p->n_loops; i++)
+		if (ploop_start(p->loops[i]) < 0)
+			goto fail;
 	return p;
 fail:
 	log_warnx("%s: proxy setup failed", __func__);
@@ -453,14 +469,13 @@ proxy_free(struct proxy *p)
 
 	if (p == NULL)
 		return;
+	/* the drop messages reach each loop before its stop message */
 	while ((l = TAILQ_FIRST(&p->listeners)) != NULL)
 		proxy_listener_free(l);
-	upstream_pool_clear(p);
-	upstream_sessions_clear(p);
-	proxy_reap(p);
-	if (p->reaper)
-		event_free(p->reaper);
-	resolver_free(p->resolver);
+	for (unsigned i = 0; i < p->n_loops; i++)
+		ploop_free(p->loops[i]);
+	free(p->loops);
+	proxy_audit_fini(p);
 	SSL_CTX_free(p->up_ctx);
 	ca_free(p->ca);
 	for (size_t i = 0; i < p->n_ov; i++) {

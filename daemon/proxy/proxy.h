@@ -1,19 +1,23 @@
 /*
  * The injecting HTTPS proxy engine (DESIGN.md "The injecting proxy").
  *
- * Runs on the daemon's libevent loop. One struct proxy per daemon holds the
- * CA, the upstream TLS context, the resolver thread and the upstream
- * connection pool; one struct proxy_listener per session accepts on a
+ * One struct proxy per daemon holds the CA, the upstream TLS context and
+ * its loop threads; one struct proxy_listener per session accepts on a
  * socket the daemon hands over, authenticates the session token and applies
- * that session's rules.
+ * that session's rules. Listeners accept on the caller's libevent loop and
+ * deal connections to the loop threads, which do all the proxying (each
+ * with its own connections, upstream pool and resolver).
  *
  * Secrets never pass through this module's memory except transiently: the
  * value of an injected header is asked from config->render at the moment a
  * request is forwarded, written into the upstream buffer, and the local copy
  * wiped. Nothing here logs or audits header values.
  *
- * All functions must be called on the loop's thread. The process must
- * ignore SIGPIPE (peers reset sockets mid-write).
+ * The functions below must be called on the caller's loop thread.
+ * config->audit is called there too (records are batched over from the
+ * loops); config->render is called on the loop threads, concurrently, and
+ * must be thread-safe. The process must ignore SIGPIPE (peers reset sockets
+ * mid-write).
  */
 #ifndef PROXY_PROXY_H
 #define PROXY_PROXY_H
@@ -77,6 +81,7 @@ struct proxy_config {
 	void *render_ctx;
 
 	unsigned header_timeout_ms; /* request head deadline; 0: 10 s */
+	unsigned loops;             /* loop threads; 0: one per CPU, at most 8 */
 	unsigned idle_timeout_ms;   /* keep-alive idle; 0: 60 s */
 };
 
@@ -122,6 +127,13 @@ struct proxy *proxy_new(struct event_base *base, const struct proxy_config *conf
  */
 void proxy_free(struct proxy *proxy);
 
+/*
+ * Deliver to config->audit, now, the records of every request the loops
+ * finished before this call (they are otherwise batched for up to 10 ms).
+ * Waits for each loop to answer, at most 200 ms in all.
+ */
+void proxy_audit_sync(struct proxy *proxy);
+
 /* The CA certificate in PEM (borrowed, lives as long as proxy). */
 const char *proxy_ca_pem(const struct proxy *proxy);
 
@@ -134,7 +146,11 @@ const char *proxy_ca_pem(const struct proxy *proxy);
 int proxy_listener_add(struct proxy *proxy, int listen_fd,
 		       const struct proxy_rules *rules, const char *token,
 		       struct proxy_listener **out);
-/* Stop accepting and close this listener's connections. NULL is a no-op. */
+/*
+ * Stop accepting now, and close this listener's connections (each loop
+ * closes its own as soon as it gets to it; nothing of the listener's is
+ * used after that). NULL is a no-op.
+ */
 void proxy_listener_free(struct proxy_listener *l);
 
 #endif

@@ -41,7 +41,7 @@ hop_by_hop(const struct http1_header *h)
 static int
 add_injected(struct conn *c, const char *name, const char *tmpl)
 {
-	struct proxy *p = c->proxy;
+	struct ploop *p = c->proxy;
 	char buf[PROXY_RENDER_MAX];
 	size_t len = 0;
 	int r = -ENOENT;

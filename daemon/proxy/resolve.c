@@ -24,7 +24,7 @@
 #define RESOLVER_THREADS 2
 
 struct resolve_req {
-	struct proxy *proxy;
+	struct ploop *proxy;
 	char host[PROXY_HOST_MAX + 1];
 	uint16_t port;
 	bool allow_private;
@@ -185,7 +185,7 @@ once_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-resolver_new(struct proxy *proxy, struct resolver **out)
+resolver_new(struct ploop *proxy, struct resolver **out)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
 
@@ -255,7 +255,7 @@ resolver_free(struct resolver *r)
 
 /* The override for host:port, or NULL. */
 static const char *
-override_for(struct proxy *proxy, const char *host, uint16_t port)
+override_for(struct ploop *proxy, const char *host, uint16_t port)
 {
 	char key[PROXY_HOST_MAX + 8];
 
@@ -267,7 +267,7 @@ override_for(struct proxy *proxy, const char *host, uint16_t port)
 }
 
 struct resolve_req *
-resolve_start(struct proxy *proxy, const char *host, uint16_t port,
+resolve_start(struct ploop *proxy, const char *host, uint16_t port,
 	      bool allow_private, resolve_cb cb, void *arg)
 {
 	struct resolve_req *req = calloc(1, sizeof(*req));

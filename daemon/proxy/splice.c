@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -48,7 +49,7 @@ struct sdir {
 	struct event *wr; /* dst writable */
 };
 
-static unsigned big_pipes; /* loop thread only */
+static atomic_uint big_pipes; /* shared by the loops */
 
 struct splice_tunnel {
 	struct conn *c;
@@ -152,7 +153,7 @@ splice_tunnel_free(struct splice_tunnel *t)
 		if (d->pipe[1] >= 0)
 			close(d->pipe[1]);
 		if (d->big)
-			big_pipes--;
+			atomic_fetch_sub(&big_pipes, 1);
 	}
 	free(t);
 }
@@ -180,12 +181,13 @@ splice_tunnel_start(struct conn *c, int front_fd, int back_fd,
 			splice_tunnel_free(t);
 			return -e;
 		}
-		if (big_pipes < SPLICE_BIG_PIPES &&
+		/* claim a slot first, give it back if the pipe cannot grow */
+		if (atomic_fetch_add(&big_pipes, 1) < SPLICE_BIG_PIPES &&
 		    (fcntl(d->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE) >= 0 ||
-		     fcntl(d->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_FALLBACK) >= 0)) {
+		     fcntl(d->pipe[1], F_SETPIPE_SZ, SPLICE_PIPE_FALLBACK) >= 0))
 			d->big = true;
-			big_pipes++;
-		}
+		else
+			atomic_fetch_sub(&big_pipes, 1);
 		d->rd = event_new(base, d->src, EV_READ | EV_PERSIST, sdir_cb, d);
 		d->wr = event_new(base, d->dst, EV_WRITE | EV_PERSIST, sdir_cb, d);
 		if (d->rd == NULL || d->wr == NULL) {

@@ -24,7 +24,7 @@
 #define POOL_IDLE_S 30
 
 struct upstream_req {
-	struct proxy *proxy;
+	struct ploop *proxy;
 	struct upstream *up;
 	struct resolve_req *rreq;
 	upstream_cb cb;
@@ -131,14 +131,14 @@ ticket_key(const struct upstream *up, char *key, size_t len)
 }
 
 int
-upstream_sessions_init(struct proxy *p)
+upstream_sessions_init(struct ploop *p)
 {
 	p->tickets = calloc(PROXY_TICKET_SLOTS, sizeof(*p->tickets));
 	return p->tickets ? 0 : -ENOMEM;
 }
 
 void
-upstream_sessions_clear(struct proxy *p)
+upstream_sessions_clear(struct ploop *p)
 {
 	if (p->tickets == NULL)
 		return;
@@ -223,7 +223,7 @@ resolved_cb(void *arg, const struct resolve_result *res)
 {
 	struct upstream_req *rq = arg;
 	struct upstream *up = rq->up;
-	struct proxy *p = rq->proxy;
+	struct ploop *p = rq->proxy;
 
 	rq->rreq = NULL;
 	if (res->err) {
@@ -263,7 +263,7 @@ pool_match(const struct upstream *u, const char *host, uint16_t port, bool tls,
 }
 
 int
-upstream_get(struct proxy *p, const char *host, uint16_t port, bool tls,
+upstream_get(struct ploop *p, const char *host, uint16_t port, bool tls,
 	     bool allow_private, bool fresh, upstream_cb cb, void *arg, struct upstream **out,
 	     struct upstream_req **reqp)
 {
@@ -342,7 +342,7 @@ idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
 void
 upstream_release(struct upstream *up, bool reusable)
 {
-	struct proxy *p;
+	struct ploop *p;
 
 	if (up == NULL)
 		return;
@@ -377,7 +377,7 @@ upstream_release(struct upstream *up, bool reusable)
 }
 
 void
-upstream_pool_clear(struct proxy *p)
+upstream_pool_clear(struct ploop *p)
 {
 	struct upstream *u;
 

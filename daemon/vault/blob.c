@@ -8,7 +8,7 @@
 
 #define BLOB_OWNER UINT32_MAX /* no uid: blobs belong to the daemon */
 
-int vault_seal_blob(struct vault *v, const char *purpose, const void *plain, size_t len,
+int vault_seal_blob_unlocked(struct vault *v, const char *purpose, const void *plain, size_t len,
 		    unsigned char **sealed, size_t *sealed_len, struct vault_err *err)
 {
 	unsigned char *buf;
@@ -33,7 +33,7 @@ int vault_seal_blob(struct vault *v, const char *purpose, const void *plain, siz
 	return 0;
 }
 
-int vault_unseal_blob(struct vault *v, const char *purpose, const unsigned char *sealed,
+int vault_unseal_blob_unlocked(struct vault *v, const char *purpose, const unsigned char *sealed,
 		      size_t sealed_len, struct secbuf **out, struct vault_err *err)
 {
 	struct secbuf *sb = NULL;
@@ -61,7 +61,7 @@ int vault_unseal_blob(struct vault *v, const char *purpose, const unsigned char 
 	return 0;
 }
 
-int vault_blob_store(struct vault *v, const char *purpose, const void *plain, size_t len,
+int vault_blob_store_unlocked(struct vault *v, const char *purpose, const void *plain, size_t len,
 		     struct vault_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -93,7 +93,7 @@ int vault_blob_store(struct vault *v, const char *purpose, const void *plain, si
 	return 0;
 }
 
-int vault_blob_load(struct vault *v, const char *purpose, struct secbuf **out,
+int vault_blob_load_unlocked(struct vault *v, const char *purpose, struct secbuf **out,
 		    struct vault_err *err)
 {
 	sqlite3_stmt *st = NULL;

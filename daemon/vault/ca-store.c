@@ -34,7 +34,7 @@ static int load_str(struct vault *v, const char *purpose, char **out)
 	return *out != NULL ? 0 : -ENOMEM;
 }
 
-int vault_proxy_ca_load(void *ctx, char **cert_pem, char **key_pem)
+int vault_proxy_ca_load_unlocked(void *ctx, char **cert_pem, char **key_pem)
 {
 	struct vault *v = ctx;
 	int rc;
@@ -52,7 +52,7 @@ int vault_proxy_ca_load(void *ctx, char **cert_pem, char **key_pem)
 	return rc;
 }
 
-int vault_proxy_ca_store(void *ctx, const char *cert_pem, const char *key_pem)
+int vault_proxy_ca_store_unlocked(void *ctx, const char *cert_pem, const char *key_pem)
 {
 	struct vault *v = ctx;
 	struct vault_err err;

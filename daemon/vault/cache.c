@@ -84,7 +84,7 @@ void vault_cache_forget(struct vault *v, uint32_t owner, const char *name)
 		ent_clear(e);
 }
 
-void vault_cache_flush(struct vault *v)
+void vault_cache_flush_unlocked(struct vault *v)
 {
 	if (v->cache == NULL)
 		return;

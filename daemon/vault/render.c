@@ -21,7 +21,7 @@ static void touch(struct vault *v, uid_t owner, const char *name, int64_t now)
 	sqlite3_bind_text(v->st_touch, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(v->st_touch, 3, now);
 	if (sqlite3_step(v->st_touch) != SQLITE_DONE)
-		log_debug("cannot record last use of %s: %s", name, sqlite3_errmsg(v->db));
+		log_debug("cannot record last use of %s: %s", name, sqlite3_errmsg(v->rdb));
 	sqlite3_reset(v->st_touch);
 	sqlite3_clear_bindings(v->st_touch);
 }
@@ -44,8 +44,8 @@ static int lookup(struct vault *v, uint32_t owner, const char *name, int64_t now
 		size_t len = (size_t)sqlite3_column_bytes(st, 0);
 		int64_t last = sqlite3_column_int64(st, 1);
 
-		/* Inside a caller's transaction the row may yet be rolled back: do not cache. */
-		if (sqlite3_get_autocommit(v->db))
+		/* Inside a transaction the row may yet be rolled back: do not cache. */
+		if (sqlite3_get_autocommit(v->rdb))
 			*ent = vault_cache_put(v, owner, name, blob, len, last, now, false);
 		if (*ent == NULL) {
 			/* Uncached: a private copy that lives for this call. */
@@ -117,7 +117,7 @@ int vault_resolve(struct vault *v, uid_t owner, const char *name, struct secbuf 
 		if (backend != NULL)
 			*backend = VAULT_BACKEND_SECRET_SERVICE;
 		rc = sss_lookup(v->sss, name, out, err);
-		if (rc == 0 && sqlite3_get_autocommit(v->db))
+		if (rc == 0 && sqlite3_get_autocommit(v->rdb))
 			cache_sss(v, (uint32_t)owner, name, out, now);
 		return rc;
 	}
@@ -133,7 +133,7 @@ static bool header_safe(const unsigned char *p, size_t n)
 	return true;
 }
 
-int vault_render(struct vault *v, uid_t owner, const char *tmpl, struct secbuf *out,
+int vault_render_unlocked(struct vault *v, uid_t owner, const char *tmpl, struct secbuf *out,
 		 struct vault_err *err)
 {
 	const char *p = tmpl;
@@ -197,7 +197,7 @@ int vault_render(struct vault *v, uid_t owner, const char *tmpl, struct secbuf *
 	return rc;
 }
 
-int vault_render_cb(void *ctx, uid_t owner, const char *tmpl, char *out, size_t outlen,
+int vault_render_cb_unlocked(void *ctx, uid_t owner, const char *tmpl, char *out, size_t outlen,
 		    size_t *len)
 {
 	struct vault *v = ctx;

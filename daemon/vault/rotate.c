@@ -208,7 +208,7 @@ static int rotate_to_next(struct vault *v, struct vault_err *err)
 	return 0;
 }
 
-int vault_rotate_key(struct vault *v, struct vault_err *err)
+int vault_rotate_key_unlocked(struct vault *v, struct vault_err *err)
 {
 	char next[PATH_MAX + 8];
 	struct secbuf *nk = NULL;

@@ -6,7 +6,7 @@
 #include "log.h"
 #include "vault-int.h"
 
-int vault_set(struct vault *v, uid_t owner, const char *name, const void *value,
+int vault_set_unlocked(struct vault *v, uid_t owner, const char *name, const void *value,
 	      size_t len, bool *created, struct vault_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -88,7 +88,7 @@ static void row_info(struct vault *v, sqlite3_stmt *st, uid_t owner, struct vaul
 			   (unsigned)owner);
 }
 
-int vault_info(struct vault *v, uid_t owner, const char *name,
+int vault_info_unlocked(struct vault *v, uid_t owner, const char *name,
 	       struct vault_secret_info *out, struct vault_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -124,7 +124,7 @@ int vault_info(struct vault *v, uid_t owner, const char *name,
 	return vault_errf(err, -ENOENT, "no secret named %s", name);
 }
 
-int vault_delete(struct vault *v, uid_t owner, const char *name, struct vault_err *err)
+int vault_delete_unlocked(struct vault *v, uid_t owner, const char *name, struct vault_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = -EIO, changes = 0;
@@ -189,7 +189,7 @@ static int sss_list_one(void *ctx, const char *name)
 	return w->fn(w->ctx, &info);
 }
 
-int vault_list(struct vault *v, uid_t owner, vault_list_fn fn, void *ctx,
+int vault_list_unlocked(struct vault *v, uid_t owner, vault_list_fn fn, void *ctx,
 	       struct vault_err *err)
 {
 	struct vault_secret_info info;

@@ -3,6 +3,7 @@
 #define VAULT_VAULT_INT_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <openssl/evp.h>
 
@@ -124,7 +125,9 @@ void vault_cache_forget(struct vault *v, uint32_t owner, const char *name);
 /* ---- the vault ---- */
 
 struct vault {
+	pthread_mutex_t mu;          /* recursive; held by every public entry point (lock.c) */
 	sqlite3 *db;                 /* borrowed */
+	sqlite3 *rdb;                /* the render path's own connection (or db, for :memory:) */
 	enum vault_provider prov;
 	char source[PATH_MAX];
 	char key_file[PATH_MAX];
@@ -133,8 +136,8 @@ struct vault {
 	struct vault_keys keys;
 	struct secbuf *scratch;      /* unsealed values, VAULT_VALUE_MAX */
 	struct secbuf *render;       /* vault_render_cb's output, made on first use */
-	sqlite3_stmt *st_get;        /* cached: sealed, last_used by owner+name */
-	sqlite3_stmt *st_touch;      /* cached: last_used update */
+	sqlite3_stmt *st_get;        /* cached, on rdb: sealed, last_used by owner+name */
+	sqlite3_stmt *st_touch;      /* cached, on rdb: last_used update */
 	sqlite3_stmt *st_count;      /* cached: sealed rows, for status */
 	unsigned long count;         /* sealed rows as of count_at (monotonic seconds) */
 	time_t count_at;
@@ -146,6 +149,37 @@ struct vault {
 	unsigned int tx_depth;       /* vault transactions open (vault_tx_begin) */
 	bool tx_outer_savepoint;     /* the outermost one nests in the caller's */
 };
+
+/* lock.c: v->mu (recursive). The public functions of vault.h take it and
+ * call these, which expect it held. */
+int vault_lock_init(struct vault *v);
+int vault_set_unlocked(struct vault *v, uid_t owner, const char *name, const void *value,
+		       size_t len, bool *created, struct vault_err *err);
+int vault_info_unlocked(struct vault *v, uid_t owner, const char *name,
+			struct vault_secret_info *out, struct vault_err *err);
+int vault_delete_unlocked(struct vault *v, uid_t owner, const char *name,
+			  struct vault_err *err);
+int vault_list_unlocked(struct vault *v, uid_t owner, vault_list_fn fn, void *ctx,
+			struct vault_err *err);
+int vault_render_unlocked(struct vault *v, uid_t owner, const char *tmpl,
+			  struct secbuf *out, struct vault_err *err);
+int vault_render_cb_unlocked(void *ctx, uid_t owner, const char *tmpl, char *out,
+			     size_t outlen, size_t *len);
+int vault_rotate_key_unlocked(struct vault *v, struct vault_err *err);
+int vault_seal_blob_unlocked(struct vault *v, const char *purpose, const void *plain,
+			     size_t len, unsigned char **sealed, size_t *sealed_len,
+			     struct vault_err *err);
+int vault_unseal_blob_unlocked(struct vault *v, const char *purpose,
+			       const unsigned char *sealed, size_t sealed_len,
+			       struct secbuf **out, struct vault_err *err);
+int vault_blob_store_unlocked(struct vault *v, const char *purpose, const void *plain,
+			      size_t len, struct vault_err *err);
+int vault_blob_load_unlocked(struct vault *v, const char *purpose, struct secbuf **out,
+			     struct vault_err *err);
+int vault_proxy_ca_load_unlocked(void *ctx, char **cert_pem, char **key_pem);
+int vault_proxy_ca_store_unlocked(void *ctx, const char *cert_pem, const char *key_pem);
+void vault_cache_flush_unlocked(struct vault *v);
+void vault_get_status_unlocked(struct vault *v, struct vault_status *st);
 
 /* Format err->msg (err may be NULL) and return code. */
 int vault_errf(struct vault_err *err, int code, const char *fmt, ...)

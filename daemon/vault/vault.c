@@ -358,6 +358,27 @@ static int check_key(struct vault *v, bool fresh, struct vault_err *err)
 			  vault_provider_str(v->prov), v->source, sealed_by);
 }
 
+/*
+ * The render path's connection: the proxy's loops render while the daemon's
+ * loop uses db, which is opened without SQLite's mutex. The same file, so it
+ * sees every committed row; a render never waits long for the write lock (it
+ * only writes last_used, best effort). An in-memory database cannot be
+ * opened twice: then renders share db, and must come from db's thread.
+ */
+static int open_render_db(struct vault *v, struct vault_err *err)
+{
+	const char *path = sqlite3_db_filename(v->db, "main");
+
+	if (path == NULL || *path == '\0') {
+		v->rdb = v->db;
+		return 0;
+	}
+	if (db_open(path, &v->rdb) < 0)
+		return vault_errf(err, -EIO, "cannot open a second connection to %s", path);
+	sqlite3_busy_timeout(v->rdb, 50);
+	return 0;
+}
+
 int vault_open(sqlite3 *db, const char *state_dir, const struct vault_options *opts,
 	       struct vault **out, struct vault_err *err)
 {
@@ -383,8 +404,10 @@ int vault_open(sqlite3 *db, const char *state_dir, const struct vault_options *o
 	if (want < 0)
 		return vault_errf(err, -EINVAL, "unknown master-key provider %s", opts->provider);
 	v = calloc(1, sizeof(*v));
-	if (v == NULL)
+	if (v == NULL || vault_lock_init(v) < 0) {
+		free(v);
 		return vault_errf(err, -ENOMEM, "out of memory");
+	}
 	v->db = db;
 	if (opts->key_file != NULL)
 		rc = snprintf(v->key_file, sizeof(v->key_file), "%s", opts->key_file);
@@ -452,13 +475,17 @@ int vault_open(sqlite3 *db, const char *state_dir, const struct vault_options *o
 	rc = check_key(v, fresh, err);
 	if (rc < 0)
 		goto fail;
-	if (sqlite3_prepare_v3(db, "SELECT sealed, last_used FROM vault_secrets "
+	rc = open_render_db(v, err);
+	if (rc < 0)
+		goto fail;
+	if (sqlite3_prepare_v3(v->rdb, "SELECT sealed, last_used FROM vault_secrets "
 			       "WHERE owner = ?1 AND name = ?2", -1, SQLITE_PREPARE_PERSISTENT,
 			       &v->st_get, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(db, "UPDATE vault_secrets SET last_used = ?3 "
+	    sqlite3_prepare_v3(v->rdb, "UPDATE vault_secrets SET last_used = ?3 "
 			       "WHERE owner = ?1 AND name = ?2", -1, SQLITE_PREPARE_PERSISTENT,
 			       &v->st_touch, NULL) != SQLITE_OK) {
-		rc = vault_errf(err, -EIO, "cannot prepare vault statements: %s", sqlite3_errmsg(db));
+		rc = vault_errf(err, -EIO, "cannot prepare vault statements: %s",
+				sqlite3_errmsg(v->rdb));
 		goto fail;
 	}
 	verify_rows(v);
@@ -487,12 +514,15 @@ void vault_free(struct vault *v)
 	sqlite3_finalize(v->st_get);
 	sqlite3_finalize(v->st_touch);
 	sqlite3_finalize(v->st_count);
+	if (v->rdb != NULL && v->rdb != v->db)
+		sqlite3_close(v->rdb);
 	vault_keys_clear(&v->keys);
 	secbuf_free(v->scratch);
 	secbuf_free(v->render);
 	sss_free(v->sss);
 	vault_cache_flush(v);
 	free(v->cache);
+	pthread_mutex_destroy(&v->mu);
 	free(v);
 }
 
@@ -506,7 +536,7 @@ const char *vault_provider_source(const struct vault *v)
 	return v->source;
 }
 
-void vault_get_status(struct vault *v, struct vault_status *st)
+void vault_get_status_unlocked(struct vault *v, struct vault_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->provider = vault_provider_str(v->prov);

@@ -215,6 +215,57 @@ setGlobalDispatcher(new EnvHttpProxyAgent());
         self.assertIn(b"HTTPS_PROXY=http://nono:", blob)  # it is wired, though
         self.assertIn(b"SSL_CERT_FILE=", blob)
 
+    def test_secret_changed_while_requests_run(self):
+        # The proxy renders on its loop threads while secret.set runs on the
+        # daemon's: every request carries one whole value, never a torn or
+        # stale-after-commit one, and the next request after a set has it.
+        import threading
+        values = [f"ROT-{i}-" + base64.b16encode(os.urandom(6)).decode() for i in range(30)]
+        setter = self.d.client()
+        setter.call("secret.set", {"name": "rot", "value": values[0]})
+        policy = json.loads(json.dumps(self.policy))
+        policy["network"]["inject"].append({"host": "api.test", "header": "X-Rot",
+                                            "value": "v=${secret:rot}"})
+        code = ("import threading, urllib.request\n"
+                "def go(t):\n"
+                "    for i in range(15):\n"
+                "        urllib.request.urlopen(f'https://api.test/rot-{t}-{i}').read()\n"
+                "ts = [threading.Thread(target=go, args=(t,)) for t in range(3)]\n"
+                "[t.start() for t in ts]; [t.join() for t in ts]\n")
+        stop = threading.Event()
+
+        def rotate():
+            i = 0
+            while not stop.wait(0.005):
+                i = i % (len(values) - 1) + 1
+                setter.call("secret.set", {"name": "rot", "value": values[i]})
+        m = self.mark()
+        th = threading.Thread(target=rotate)
+        th.start()
+        waiter = self.d.client(timeout=120)
+        try:
+            final, out, err = run(waiter, ["python3", "-c", code], self.ws, policy=policy,
+                                  wait_ms=110000)
+        finally:
+            stop.set()
+            th.join()
+            waiter.close()
+        self.assertEqual(exit_code(final), 0, err)
+        got = [dict(h) for _host, path, h, _ in self.received(m) if path.startswith("/rot-")]
+        self.assertEqual(len(got), 45)
+        for h in got:
+            self.assertIn(h.get("X-Rot"), [f"v={v}" for v in values])
+            self.assertEqual(h.get("Authorization"), f"Bearer {CANARY}")
+        self.assertGreater(len({h["X-Rot"] for h in got}), 1)  # it did change under them
+        last = "ROT-last-" + base64.b16encode(os.urandom(6)).decode()
+        setter.call("secret.set", {"name": "rot", "value": last})
+        setter.close()
+        m = self.mark()
+        final, out, err = run(self.c, ["curl", "-sS", "-o", "/dev/null", "https://api.test/rot-after"],
+                              self.ws, policy=policy)
+        self.assertEqual(exit_code(final), 0, err)
+        self.assertEqual(dict(self.received(m)[0][2]).get("X-Rot"), f"v={last}")
+
     def test_denied_host_gets_403_and_an_audit_record(self):
         final, out, err = run(self.c, ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
                                        "https://denied.test/"], self.ws, policy=self.policy)

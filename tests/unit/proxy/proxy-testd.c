@@ -3,7 +3,7 @@
  * the benchmark. Usage: proxy-testd CONFIG.json
  *
  * {"upstream_ca": "ca.pem", "ca_out": "proxy-ca.pem", "audit": "audit.jsonl",
- *  "header_timeout_ms": 500, "idle_timeout_ms": 4000, "overrides": [["api.test:443", "127.0.0.1:4443"]],
+ *  "header_timeout_ms": 500, "idle_timeout_ms": 4000, "loops": 2, "overrides": [["api.test:443", "127.0.0.1:4443"]],
  *  "listeners": [{"token": "...", "session": "s1", "allow_private": true,
  *     "allow": [["api.test", 443], ["*.example.test", 0]],
  *     "inject": [["api.test", "Authorization", "Bearer ${secret:tok}"]],
@@ -137,6 +137,8 @@ main(int argc, char **argv)
 		pc.header_timeout_ms = (unsigned)json_object_get_int(v);
 	if (json_object_object_get_ex(cfg, "idle_timeout_ms", &v))
 		pc.idle_timeout_ms = (unsigned)json_object_get_int(v);
+	if (json_object_object_get_ex(cfg, "loops", &v))
+		pc.loops = (unsigned)json_object_get_int(v);
 	if (json_object_object_get_ex(cfg, "overrides", &v)) {
 		for (size_t i = 0; i < json_object_array_length(v) && i < 64; i++) {
 			struct json_object *e = json_object_array_get_idx(v, i);
