@@ -66,15 +66,47 @@ void spawn_request_release(struct spawn_request *r)
 /* ---- the daemon side ------------------------------------------------------ */
 
 /*
- * Starting the worker (sandbox/spawn.h): the loop prepares everything, a
- * spawner thread clones, and the loop takes the result back from the
- * spawner's eventfd. The loop never waits for a child, so a worker held
- * before its execve (stopped by its user, or a cwd on the user's FUSE
- * mount) holds at most one spawner thread; when all of them are held,
- * sandbox_spawner_submit() makes a copy on the loop thread instead, which
- * nothing can hold.
+ * Starting the worker (sandbox/spawn.h): the loop prepares what needs no
+ * path of the user's, a spawner thread makes the TMPDIR, checks cwd and
+ * workspace, compiles the sandbox (every policy path is opened there) and
+ * clones, and the loop takes the result back from the spawner's eventfd.
+ *
+ * Anything that touches a path the user chose can be held by the user for
+ * as long as they like: a policy path, cwd or exec path on a FUSE mount
+ * whose server never answers (with allow_other, root's opens go to it
+ * too), a worker stopped before its execve. Such a start holds its spawner
+ * thread, never the loop: the loop does none of it, not even when every
+ * thread is held (an earlier design compiled on the loop then, so eight
+ * held starts and a ninth froze nonod for every user).
+ *
+ * So who may hold the threads is rationed:
+ *  - one uid has at most SPAWN_USER_THREADS of the SPAWN_THREADS threads at
+ *    once (jobs handed to the pool and not yet back); its further starts
+ *    wait in its queue. A user who holds all of theirs delays only their
+ *    own starts, and it takes SPAWN_THREADS / SPAWN_USER_THREADS users
+ *    acting together to hold the pool.
+ *  - a start that has to wait (its uid at its share, or no thread free for
+ *    anyone) waits in one FIFO queue, bounded in all (SPAWN_QUEUE_MAX) and
+ *    per uid (SPAWN_QUEUE_USER): beyond that it is refused at once with
+ *    limit_exceeded. The bounds are large (a client may pipeline a thousand
+ *    creates, and the starts move); queued starts hold what the loop
+ *    prepared for them (fds, cgroup, proxy listener), as started sessions do.
+ *  - a queued start fails with limit_exceeded, saying which resource was
+ *    exhausted, once the threads it waits for (its uid's share, or the whole
+ *    pool when that is what is full) have taken no new start for
+ *    SPAWN_QUEUE_MS: they are held. A long queue that moves never fails.
+ *  - a queued start whose client went away, or that is still queued when
+ *    nonod stops, is failed and undone without reaching a thread. (It has
+ *    no session in the table yet, so session.kill cannot name it: its
+ *    creator has not learned the id.)
+ * The fast path (a free thread within the share) is what it was: one
+ * count over the jobs in flight and a hand-over.
  */
-#define SPAWN_THREADS 8
+#define SPAWN_THREADS 16
+#define SPAWN_USER_THREADS 4
+#define SPAWN_QUEUE_MAX 8192
+#define SPAWN_QUEUE_USER 2048
+#define SPAWN_QUEUE_MS 10000
 
 struct spawn_job {
 	struct sandbox_spawn_job sj;  /* sj.arg = &ca */
@@ -82,8 +114,11 @@ struct spawn_job {
 	struct session *s;            /* referenced */
 	struct sandbox_spec *spec;    /* owned copy: compiled by the spawner thread */
 	bool make_tmpdir;             /* prepare makes s->tmpdir first: */
+	bool chown_tmpdir;            /* or only gives it (made by the loop) to the user */
 	bool tmpdir_made;
 	int tmpdir_rc;
+	int dir_rc;                   /* cwd/workspace check: -errno, or 0 */
+	const char *dir_field;        /*   and which ("cwd", "workspace") */
 	int compile_rc;               /* sandbox_compile()'s, and its reason: */
 	char why[512];
 	struct sandbox_compiled *sc;  /* owned: the child reads it */
@@ -93,12 +128,16 @@ struct spawn_job {
 	bool reaped;                  /* the reaper met the pid first: */
 	int status;                   /*   its wait status */
 	struct rusage ru;
-	struct spawn_job *next;       /* in flight */
+	struct event *ev_deadline;    /* while queued */
+	uint64_t moved_ms;            /* queued, or handed to the pool (monotonic) */
+	struct spawn_job *next;       /* in flight, or queued */
 };
 
 static struct sandbox_spawner *spawner;
 static struct event *ev_spawner;
-static struct spawn_job *inflight;
+static struct spawn_job *inflight;           /* handed to the pool */
+static struct spawn_job *queued, **queued_tail = &queued; /* waiting for a thread, FIFO */
+static unsigned int nqueued;
 
 /*
  * May the worker share nonod's address space until it exec's? Only when it
@@ -275,19 +314,35 @@ static int spawn_network(struct session *s, const struct policy *p, struct sandb
  * Made on the spawner thread (before the compile, which resolves it) unless
  * the proxy writes its files there first (network sessions): with /tmp on
  * ext4, a mkdir after many deletions is one of the larger costs of a start
- * (the inode allocator skips recently deleted inodes one by one).
+ * (the inode allocator skips recently deleted inodes one by one). The loop
+ * then makes it root's, writes the proxy's files, and the spawner thread
+ * gives it to the user: the loop never writes into a directory the user
+ * owns (they could mount a FUSE file system on it that never answers).
+ * The mkdir is in root's /tmp under a random name: nothing the user holds.
  * Returns 0, or -errno with *made saying whether the directory exists (and
  * is then removed with the session).
  */
-static int spawn_tmpdir_make(const char *dir, uid_t uid, gid_t gid, bool *made)
+static int spawn_tmpdir_give(const char *dir, uid_t uid, gid_t gid)
+{
+	if (geteuid() == 0 && uid != 0 && lchown(dir, uid, gid) < 0)
+		return -errno;
+	return 0;
+}
+
+static int spawn_tmpdir_mkdir(const char *dir, bool *made)
 {
 	*made = false;
 	if (mkdir(dir, 0700) < 0)
 		return -errno;
 	*made = true;
-	if (geteuid() == 0 && uid != 0 && lchown(dir, uid, gid) < 0)
-		return -errno;
 	return 0;
+}
+
+static int spawn_tmpdir_make(const char *dir, uid_t uid, gid_t gid, bool *made)
+{
+	int rc = spawn_tmpdir_mkdir(dir, made);
+
+	return rc < 0 ? rc : spawn_tmpdir_give(dir, uid, gid);
 }
 
 static int spawn_tmpdir_error(struct session *s, int rc, bool made, struct rpc_error *err)
@@ -474,8 +529,8 @@ static int spawn_creds(struct session *s, struct spawn_ctx *x, struct sandbox_sp
  * Compile with the worker's filesystem identity: resolving the policy's
  * paths and walking deny carve-outs must not see what the user cannot.
  * setfsuid/setfsgid are per-thread: this runs on the spawner thread that
- * will clone the worker (or on the loop thread for a copy made at once),
- * and restores the thread's identity before returning.
+ * will clone the worker (never on the loop), and restores the thread's
+ * identity before returning.
  */
 static int spawn_compile_as(const struct session *s, const struct sandbox_spec *spec,
 			    struct sandbox_compiled **sc, char *why, size_t len)
@@ -494,18 +549,61 @@ static int spawn_compile_as(const struct session *s, const struct sandbox_spec *
 	return rc;
 }
 
-/* On the spawner thread, before the clone: the sandbox, compiled with the
- * worker's filesystem identity (setfsuid is per thread). */
+/*
+ * cwd and workspace are directories the worker's user can reach, checked
+ * here with that user's filesystem identity (a path only root can see is
+ * not confirmed to exist) and off the loop (the path may be on the user's
+ * FUSE mount). The child's chdir is the final word.
+ */
+static int spawn_check_dir(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static void spawn_check_dirs(struct spawn_job *job)
+{
+	uid_t ouid = 0;
+	gid_t ogid = 0;
+	bool as_user = geteuid() == 0 && job->s->uid != 0;
+
+	if (as_user) {
+		ouid = (uid_t)setfsuid(job->s->uid);
+		ogid = (gid_t)setfsgid(job->s->gid);
+	}
+	job->dir_field = "cwd";
+	job->dir_rc = job->s->cwd != NULL ? spawn_check_dir(job->s->cwd) : 0;
+	if (job->dir_rc == 0 && job->s->workspace != NULL &&
+	    (job->s->cwd == NULL || strcmp(job->s->cwd, job->s->workspace) != 0)) {
+		job->dir_field = "workspace";
+		job->dir_rc = spawn_check_dir(job->s->workspace);
+	}
+	if (as_user) {
+		setfsuid(ouid);
+		setfsgid(ogid);
+	}
+}
+
+/* On the spawner thread, before the clone: the TMPDIR, the directory
+ * checks, the sandbox compiled with the worker's filesystem identity
+ * (setfsuid is per thread). Everything that may touch a user's path. */
 static int spawn_job_prepare(struct sandbox_spawn_job *sj)
 {
 	struct spawn_job *job = sj->user;
 
-	if (job->make_tmpdir) {
+	if (job->make_tmpdir)
 		job->tmpdir_rc = spawn_tmpdir_make(job->s->tmpdir, job->s->uid, job->s->gid,
 						   &job->tmpdir_made);
-		if (job->tmpdir_rc < 0)
-			return job->tmpdir_rc;
-	}
+	else if (job->chown_tmpdir)
+		job->tmpdir_rc = spawn_tmpdir_give(job->s->tmpdir, job->s->uid, job->s->gid);
+	if (job->tmpdir_rc < 0)
+		return job->tmpdir_rc;
+	spawn_check_dirs(job);
+	if (job->dir_rc < 0)
+		return job->dir_rc;
 	job->compile_rc = spawn_compile_as(job->s, job->spec, &job->sc, job->why,
 					   sizeof(job->why));
 	if (job->compile_rc < 0)
@@ -599,7 +697,14 @@ static void spawn_job_done(struct spawn_job *job)
 		struct rpc_error err;
 
 		if (job->tmpdir_rc < 0)
-			spawn_tmpdir_error(s, job->tmpdir_rc, job->tmpdir_made, &err);
+			spawn_tmpdir_error(s, job->tmpdir_rc, job->tmpdir_made || job->chown_tmpdir, &err);
+		else if (job->dir_rc < 0)
+			rpc_error_set(&err, NONO_E_INVALID_PARAMS, job->dir_field, "%s: %s",
+				      strcmp(job->dir_field, "cwd") == 0 ? s->cwd : s->workspace,
+				      job->dir_rc == -ENOTDIR ? "not a directory"
+							      : strerror(-job->dir_rc));
+		else if (job->sj.err == -ECANCELED)
+			rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
 		else if (job->compile_rc < 0)
 			spawn_compile_error(job, &err);
 		else
@@ -645,12 +750,208 @@ static void spawn_job_done(struct spawn_job *job)
 	free(job);
 }
 
+/* ---- rationing the spawner threads (see SPAWN_USER_THREADS) -------------- */
+
+static uint64_t spawn_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static unsigned int spawn_count(const struct spawn_job *list, uid_t uid)
+{
+	unsigned int n = 0;
+
+	for (const struct spawn_job *j = list; j != NULL; j = j->next)
+		n += j->s->uid == uid;
+	return n;
+}
+
+static unsigned int spawn_count_all(const struct spawn_job *list)
+{
+	unsigned int n = 0;
+
+	for (const struct spawn_job *j = list; j != NULL; j = j->next)
+		n++;
+	return n;
+}
+
+static void spawn_unqueue(struct spawn_job *job)
+{
+	for (struct spawn_job **pp = &queued; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			if (*pp == NULL)
+				queued_tail = pp;
+			job->next = NULL;
+			nqueued--;
+			break;
+		}
+	if (job->ev_deadline != NULL) {
+		event_free(job->ev_deadline);
+		job->ev_deadline = NULL;
+	}
+}
+
+/* A queued start that never reached a thread: answer err, undo it all. */
+static void spawn_queued_fail(struct spawn_job *job, const struct rpc_error *err)
+{
+	spawn_unqueue(job);
+	spawn_job_fail(job, err);
+}
+
+/* What was exhausted, in the caller's terms: their own use, and only
+ * whether the rest of the pool was free (not what others are doing). */
+static void spawn_exhausted(struct rpc_error *err, uid_t uid, const char *what)
+{
+	unsigned int mine = spawn_count(inflight, uid);
+
+	rpc_error_set(err, NONO_E_LIMIT_EXCEEDED, "spawner",
+		      "resource exhausted: %s (uid %u holds %u of its share of %u spawner threads, "
+		      "with %u of its starts waiting%s)", what, (unsigned)uid, mine,
+		      SPAWN_USER_THREADS, spawn_count(queued, uid),
+		      mine < SPAWN_USER_THREADS ? "; every other thread is in use" : "");
+}
+
+/*
+ * Hand queued starts to the pool, oldest first, skipping those whose uid
+ * holds its share, until the pool has no thread free. Starts whose client
+ * went away, and all of them once nonod stops, fail here instead.
+ */
+static void spawn_dispatch(void)
+{
+	struct spawn_job *job = queued, *nx;
+	struct rpc_error err;
+
+	for (; job != NULL; job = nx) {
+		nx = job->next;
+		if (nonod->stopping) {
+			rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+			spawn_queued_fail(job, &err);
+			continue;
+		}
+		if (conn_is_dead(job->conn)) {
+			log_info("session %s: start abandoned by its client while waiting for a "
+				 "spawner thread", job->s->id);
+			rpc_error_set(&err, NONO_E_INTERNAL, "", "abandoned");
+			spawn_queued_fail(job, &err);
+			continue;
+		}
+		if (spawn_count(inflight, job->s->uid) >= SPAWN_USER_THREADS)
+			continue;
+		switch (sandbox_spawner_submit(spawner, &job->sj)) {
+		case 0:
+			spawn_unqueue(job);
+			job->moved_ms = spawn_now_ms();
+			job->next = inflight;
+			inflight = job;
+			break;
+		case -EAGAIN:
+			return; /* no thread free for anyone: wait for one to come back */
+		default:
+			rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+			spawn_queued_fail(job, &err);
+			break;
+		}
+	}
+}
+
+/*
+ * When did the threads job waits for last take a start? Its uid's own, when
+ * it holds its share; else the pool's (full: every thread is in flight).
+ */
+static uint64_t spawn_last_move(const struct spawn_job *job)
+{
+	bool at_share = spawn_count(inflight, job->s->uid) >= SPAWN_USER_THREADS;
+	uint64_t t = job->moved_ms;
+
+	for (const struct spawn_job *j = inflight; j != NULL; j = j->next)
+		if ((!at_share || j->s->uid == job->s->uid) && j->moved_ms > t)
+			t = j->moved_ms;
+	return t;
+}
+
+static void spawn_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct spawn_job *job = arg;
+	uint64_t now = spawn_now_ms(), moved = spawn_last_move(job);
+	struct rpc_error err;
+	char what_[128];
+
+	if (moved + SPAWN_QUEUE_MS > now) {
+		/* The queue moves: wait on, until it has stood still that long. */
+		uint64_t left = moved + SPAWN_QUEUE_MS - now;
+		struct timeval tv = { .tv_sec = (time_t)(left / 1000),
+				      .tv_usec = (suseconds_t)(left % 1000) * 1000 };
+
+		if (evtimer_add(job->ev_deadline, &tv) == 0)
+			return;
+	}
+	snprintf(what_, sizeof(what_), "the spawner threads this start waits for took no new "
+		 "start for %u s (held)", SPAWN_QUEUE_MS / 1000);
+	spawn_exhausted(&err, job->s->uid, what_);
+	log_info("session %s: uid %u: %s%s", job->s->id, (unsigned)job->s->uid, err.detail,
+		 conn_is_dead(job->conn) ? " (its client had gone)" : "");
+	spawn_queued_fail(job, &err);
+}
+
+/*
+ * May a start of uid's wait for a thread, if it has to? 0, or
+ * NONO_E_LIMIT_EXCEEDED with err filled (refused at once).
+ */
+static int spawn_admit(uid_t uid, struct rpc_error *err)
+{
+	if (nqueued < SPAWN_QUEUE_MAX && spawn_count(queued, uid) < SPAWN_QUEUE_USER)
+		return 0;
+	if (spawn_count(inflight, uid) < SPAWN_USER_THREADS &&
+	    spawn_count_all(inflight) < SPAWN_THREADS)
+		return 0; /* it will not wait: a thread is free, within its share */
+	spawn_exhausted(err, uid, nqueued >= SPAWN_QUEUE_MAX
+			? "too many starts are waiting for a spawner thread"
+			: "too many of this user's starts are waiting for a spawner thread");
+	log_debug("uid %u: %s", (unsigned)uid, err->detail); /* the user can repeat it at will */
+	return err->code;
+}
+
+/* Queue the prepared job and dispatch; it waits (with a deadline) if it
+ * must. 0, or NONO_E_INTERNAL with err filled (the job is not queued). */
+static int spawn_enqueue(struct spawn_job *job, struct rpc_error *err)
+{
+	struct timeval tv = { .tv_sec = SPAWN_QUEUE_MS / 1000,
+			      .tv_usec = (SPAWN_QUEUE_MS % 1000) * 1000 };
+
+	job->next = NULL;
+	job->moved_ms = spawn_now_ms();
+	*queued_tail = job;
+	queued_tail = &job->next;
+	nqueued++;
+	spawn_dispatch();
+	for (struct spawn_job *j = queued; j != NULL; j = j->next) {
+		if (j != job)
+			continue;
+		/* Still waiting: give it its deadline. */
+		job->ev_deadline = evtimer_new(nonod->base, spawn_on_deadline, job);
+		if (job->ev_deadline == NULL || evtimer_add(job->ev_deadline, &tv) < 0) {
+			spawn_unqueue(job);
+			return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+		}
+		log_debug("session %s: uid %u waits for a spawner thread (%u waiting)", job->s->id,
+			  (unsigned)job->s->uid, nqueued);
+		break;
+	}
+	return 0;
+}
+
 static void spawn_on_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct sandbox_spawn_job *sj;
 
 	while ((sj = sandbox_spawner_next(spawner)) != NULL)
 		spawn_job_done(sj->user);
+	if (queued != NULL)
+		spawn_dispatch();
 }
 
 /* The spawner pool and its event, on first use. 0 or -1 with errno. */
@@ -691,6 +992,40 @@ bool session_spawn_reaped(pid_t pid, int status, const struct rusage *ru)
 	return false;
 }
 
+/*
+ * Shutdown, after the pool gave up threads still held in the kernel: their
+ * jobs stay theirs (the thread may still read them), but the creator gets
+ * its answer, and what the loop can undo without touching a path the user
+ * could hold is undone: the cgroup (empty: no clone after a stop), and the
+ * TMPDIR by a plain rmdir (it does not look inside: a FUSE mount on it is
+ * EBUSY, not a hang; a network session's CA files keep it, with a log).
+ */
+static void spawn_abandon_held(const struct rpc_error *err)
+{
+	for (struct spawn_job *job = inflight; job != NULL; job = job->next) {
+		struct session *s = job->s;
+
+		if (job->reply != NULL) {
+			rpc_reply_error(job->reply, err);
+			job->reply = NULL;
+		}
+		if (s->cgroup != NULL)
+			session_cgroup_remove(s->cgroup);
+		if (s->tmpdir != NULL && rmdir(s->tmpdir) < 0 && errno != ENOENT)
+			log_warn("session %s: rmdir %s", s->id, s->tmpdir);
+		log_info("session %s: start given up at shutdown, held in the kernel", s->id);
+	}
+}
+
+void session_spawn_stopping(void)
+{
+	struct rpc_error err;
+
+	rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+	while (queued != NULL)
+		spawn_queued_fail(queued, &err);
+}
+
 void session_spawn_fini(void)
 {
 	struct sandbox_spawn_job *sj;
@@ -698,12 +1033,14 @@ void session_spawn_fini(void)
 
 	if (spawner == NULL)
 		return;
+	session_spawn_stopping();
+	rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
 	/* Children still before exec are killed; the others too, here: no
 	 * session of theirs was registered for the shutdown to stop. */
 	if (sandbox_spawner_stop(spawner) < 0)
-		log_warnx("a worker killed before its exec is stuck in the kernel; "
-			  "leaving its spawner thread behind");
-	rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+		log_warnx("a start is stuck in the kernel (a worker killed before its exec, or "
+			  "a path on a file system that does not answer); leaving its spawner "
+			  "thread behind");
 	while ((sj = sandbox_spawner_next(spawner)) != NULL) {
 		struct spawn_job *job = sj->user;
 		pid_t pid = sandbox_spawn_job_pid(sj);
@@ -715,6 +1052,7 @@ void session_spawn_fini(void)
 		}
 		spawn_job_fail(job, &err);
 	}
+	spawn_abandon_held(&err);
 	event_free(ev_spawner);
 	ev_spawner = NULL;
 	sandbox_spawner_free(spawner);
@@ -777,6 +1115,8 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 
 	if ((s->uid != geteuid() || s->gid != getegid()) && (rc = spawn_check_dumpable(err)) < 0)
 		goto fail;
+	if ((rc = spawn_admit(s->uid, err)) < 0)
+		goto fail;
 	if (asprintf(&s->tmpdir, "/tmp/nono-%s", s->id) < 0) {
 		s->tmpdir = NULL;
 		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
@@ -787,7 +1127,7 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 	if (!make_tmpdir_later) {
 		bool made;
 
-		if ((rc = spawn_tmpdir_make(s->tmpdir, s->uid, s->gid, &made)) < 0) {
+		if ((rc = spawn_tmpdir_mkdir(s->tmpdir, &made)) < 0) {
 			rc = spawn_tmpdir_error(s, rc, made, err);
 			goto fail;
 		}
@@ -842,6 +1182,7 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 		.gid = spec.creds.set ? spec.creds.gid : getegid(),
 	};
 	job->make_tmpdir = make_tmpdir_later;
+	job->chown_tmpdir = !make_tmpdir_later;
 	job->sj.child = session_child_main;
 	job->sj.prepare = spawn_job_prepare;
 	job->sj.arg = &job->ca;
@@ -855,9 +1196,8 @@ int session_spawn(struct spawn_request *r, struct conn *conn, struct rpc_deferre
 	job->cgroup_fd = cgroup_fd;
 	job->master = master;
 	spawn_ctx_free(&x);
-	job->next = inflight;
-	inflight = job;
-	sandbox_spawner_submit(spawner, &job->sj);
+	if (spawn_enqueue(job, err) < 0)
+		spawn_job_fail(job, err); /* answers reply */
 	return RPC_DEFERRED;
 
 fail:

@@ -45,6 +45,8 @@ void spawn_request_release(struct spawn_request *r);
  * kept and the session ends as soon as it is registered).
  */
 bool session_spawn_reaped(pid_t pid, int status, const struct rusage *ru);
+/* Shutdown begins: starts still waiting for a spawner thread fail now. */
+void session_spawn_stopping(void);
 /* Shutdown, before the session table goes: starts in flight fail. */
 void session_spawn_fini(void);
 /* session.c: a session's leader was reaped with this status. */

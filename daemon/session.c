@@ -788,6 +788,7 @@ void sessions_stop_all(unsigned int grace_ms, void (*done)(void))
 	struct timeval tv = { .tv_sec = grace_ms / 1000, .tv_usec = (grace_ms % 1000) * 1000 };
 	bool any = false;
 
+	session_spawn_stopping(); /* queued starts: nobody will run them now */
 	for (struct session *s = sessions; s != NULL; s = s->next) {
 		if (s->state == SESSION_EXITED)
 			continue;

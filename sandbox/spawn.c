@@ -43,7 +43,6 @@ struct sandbox_spawner {
 	bool stopping, stopped;
 	bool abandoned; /* stop gave up on held threads: never freed */
 	int efd;
-	char *inline_stack;             /* for copies made on the caller's thread */
 };
 
 /* ---- one clone ------------------------------------------------------------ */
@@ -150,9 +149,9 @@ pid_t sandbox_spawn_job_pid(const struct sandbox_spawn_job *job)
  * clone3 straight into the cgroup where there is one, else clone() and the
  * child joins by writing cgroup.procs. Sets job->err and job->shared.
  */
-static void spawn_clone(struct sandbox_spawn_job *job, char *stack, bool may_share)
+static void spawn_clone(struct sandbox_spawn_job *job, char *stack)
 {
-	unsigned long share = may_share && job->share_mm && sandbox_spawn_can_share_mm()
+	unsigned long share = job->share_mm && sandbox_spawn_can_share_mm()
 			      ? CLONE_VM | CLONE_VFORK : 0;
 	sigset_t all, old;
 	long r;
@@ -214,16 +213,20 @@ static void spawn_clone(struct sandbox_spawn_job *job, char *stack, bool may_sha
 	}
 }
 
-/* prepare(), then the clone unless it failed. */
-static void spawn_run(struct sandbox_spawn_job *job, char *stack, bool may_share)
+/* prepare(), then the clone unless it failed or the pool began to stop
+ * meanwhile (a prepare held for long must not start a worker that nobody
+ * will watch). */
+static void spawn_run(struct sandbox_spawner *sp, struct sandbox_spawn_job *job, char *stack)
 {
 	int rc = job->prepare != NULL ? job->prepare(job) : 0;
 
+	if (rc == 0 && __atomic_load_n(&sp->stopping, __ATOMIC_ACQUIRE))
+		rc = -ECANCELED;
 	if (rc < 0) {
 		job->err = rc;
 		return;
 	}
-	spawn_clone(job, stack, may_share);
+	spawn_clone(job, stack);
 }
 
 /* ---- the pool ------------------------------------------------------------- */
@@ -265,7 +268,7 @@ static void *spawner_main(void *arg)
 		t->cur = job;
 		t->killed = false;
 		pthread_mutex_unlock(&sp->lock);
-		spawn_run(job, t->stack, true);
+		spawn_run(sp, job, t->stack);
 		pthread_mutex_lock(&sp->lock);
 		t->cur = NULL;
 		spawner_push_done(sp, job);
@@ -308,8 +311,7 @@ int sandbox_spawner_new(unsigned int max_threads, struct sandbox_spawner **out)
 	sp->efd = -1;
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->work, NULL);
-	if ((max_threads > 0 && (sp->threads = calloc(max_threads, sizeof(*sp->threads))) == NULL) ||
-	    (sp->inline_stack = spawn_stack_new()) == NULL) {
+	if (max_threads > 0 && (sp->threads = calloc(max_threads, sizeof(*sp->threads))) == NULL) {
 		sandbox_spawner_free(sp);
 		return -ENOMEM;
 	}
@@ -329,32 +331,30 @@ int sandbox_spawner_fd(const struct sandbox_spawner *sp)
 	return sp->efd;
 }
 
-void sandbox_spawner_submit(struct sandbox_spawner *sp, struct sandbox_spawn_job *job)
+int sandbox_spawner_submit(struct sandbox_spawner *sp, struct sandbox_spawn_job *job)
 {
-	job->pid = 0;
-	job->err = 0;
-	job->shared = false;
-	job->join_cgroup_fd = -1;
-	job->next = NULL;
+	int rc = 0;
+
 	pthread_mutex_lock(&sp->lock);
-	if (!sp->stopping && (sp->nidle > sp->npending ||
-			      (sp->nthreads < sp->max && spawner_add_thread(sp) == 0))) {
+	if (sp->stopping) {
+		rc = -ECANCELED;
+	} else if (sp->nidle > sp->npending ||
+		   (sp->nthreads < sp->max && spawner_add_thread(sp) == 0)) {
+		job->pid = 0;
+		job->err = 0;
+		job->shared = false;
+		job->join_cgroup_fd = -1;
+		job->next = NULL;
 		*sp->pending_tail = job;
 		sp->pending_tail = &job->next;
 		sp->npending++;
 		pthread_cond_signal(&sp->work);
-		pthread_mutex_unlock(&sp->lock);
-		return;
+	} else {
+		/* Every thread is busy: the caller keeps the job and queues it. */
+		rc = -EAGAIN;
 	}
 	pthread_mutex_unlock(&sp->lock);
-	/* Every thread is held: a copy, made here, that nothing can hold us in. */
-	if (sp->stopping)
-		job->err = -ECANCELED;
-	else
-		spawn_run(job, sp->inline_stack, false);
-	pthread_mutex_lock(&sp->lock);
-	spawner_push_done(sp, job);
-	pthread_mutex_unlock(&sp->lock);
+	return rc;
 }
 
 struct sandbox_spawn_job *sandbox_spawner_next(struct sandbox_spawner *sp)
@@ -386,7 +386,7 @@ int sandbox_spawner_stop(struct sandbox_spawner *sp)
 	if (sp->stopped)
 		return sp->abandoned ? -EBUSY : 0;
 	pthread_mutex_lock(&sp->lock);
-	sp->stopping = true;
+	__atomic_store_n(&sp->stopping, true, __ATOMIC_RELEASE);
 	while ((job = sp->pending) != NULL) {
 		sp->pending = job->next;
 		job->err = -ECANCELED;
@@ -441,8 +441,6 @@ void sandbox_spawner_free(struct sandbox_spawner *sp)
 	for (unsigned int i = 0; i < sp->max && sp->threads != NULL; i++)
 		if (sp->threads[i].stack != NULL)
 			munmap(sp->threads[i].stack, SPAWN_STACK_SIZE);
-	if (sp->inline_stack != NULL)
-		munmap(sp->inline_stack, SPAWN_STACK_SIZE);
 	if (sp->efd >= 0)
 		close(sp->efd);
 	pthread_mutex_destroy(&sp->lock);

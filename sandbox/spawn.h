@@ -33,10 +33,10 @@ struct sandbox_spawn_job {
 	/* Set by the caller before sandbox_spawner_submit(). */
 	sandbox_spawn_fn child;     /* runs in the child; must not return */
 	void *arg;                  /* for child; borrowed until the job is done */
-	/* Optional: runs first, on the thread that will clone (a spawner
-	 * thread, or the caller's for a copy made at once), as ordinary code
-	 * (it may allocate and block: there is no child yet). A negative
-	 * return becomes err and no child is made. */
+	/* Optional: runs first, on the spawner thread that will clone, as
+	 * ordinary code (it may allocate and block: there is no child yet).
+	 * A negative return becomes err and no child is made; so does a
+	 * stop() that began meanwhile (-ECANCELED). */
 	int (*prepare)(struct sandbox_spawn_job *job);
 	int cgroup_fd;              /* clone straight into this cgroup (O_PATH dir), or -1 */
 	bool share_mm;              /* ask for CLONE_VM|CLONE_VFORK (prepare may still set it;
@@ -72,13 +72,15 @@ int sandbox_spawner_fd(const struct sandbox_spawner *sp);
 
 /*
  * Hands job to an idle spawner thread, or to a new one while there are
- * fewer than max_threads. When every thread is busy (children held before
- * exec: stopped, or blocked on a FUSE cwd), the clone is done at once on
- * the calling thread as a copy (never sharing the address space, so the
- * caller cannot be held) and the job is queued as done. Either way the job
- * comes back from sandbox_spawner_next(); it is borrowed until then.
+ * fewer than max_threads: 0, and the job comes back from
+ * sandbox_spawner_next() (it is borrowed until then). When every thread is
+ * busy (children held before exec, or a prepare() blocked in the kernel on
+ * a FUSE path), -EAGAIN: the job was not taken, and the caller queues it
+ * itself (the pool never runs prepare() or a clone on the caller's thread,
+ * which must not be held by what a job touches). -ECANCELED once stopping.
  */
-void sandbox_spawner_submit(struct sandbox_spawner *sp, struct sandbox_spawn_job *job);
+__attribute__((warn_unused_result))
+int sandbox_spawner_submit(struct sandbox_spawner *sp, struct sandbox_spawn_job *job);
 
 /* A finished job (in completion order), or NULL. */
 struct sandbox_spawn_job *sandbox_spawner_next(struct sandbox_spawner *sp);
@@ -87,13 +89,14 @@ struct sandbox_spawn_job *sandbox_spawner_next(struct sandbox_spawner *sp);
 pid_t sandbox_spawn_job_pid(const struct sandbox_spawn_job *job);
 
 /*
- * Stop the pool: jobs not started yet are finished with -ECANCELED,
- * children still before exec are sent SIGKILL (the caller must not reap
+ * Stop the pool: jobs not started yet are finished with -ECANCELED (as are
+ * those whose prepare() returns after this: no clone), children still
+ * before exec are sent SIGKILL (the caller must not reap
  * meanwhile: their pids stay theirs until reaped), and the threads are
  * joined. Every job then waits in sandbox_spawner_next(). Free afterwards.
  * A killed child can stay stuck in the kernel (an execve waiting on a FUSE
- * server that never answers): after SANDBOX_SPAWNER_STOP_MS the threads it
- * holds are given up, -EBUSY is returned, their jobs never come back, and
+ * server that never answers), and so can a prepare() (an open on such a
+ * mount): after SANDBOX_SPAWNER_STOP_MS the threads still held are given up, -EBUSY is returned, their jobs never come back, and
  * sandbox_spawner_free() leaves the pool allocated (those threads still
  * use it). Only for a process on its way out.
  */

@@ -3,14 +3,17 @@
 their caller (groups and capabilities dropped), a user sees and touches only
 their own sessions, and the socket admits only the nono group."""
 import grp
+import json
 import os
+import re
 import subprocess
 import sys
+import time
 import unittest
 
 import nonotest
 from nonotest import Daemon
-from sessions import run
+from sessions import PATH_ENV, run
 from users import as_user, ensure_group, ensure_user
 
 USERS = ("nono-e2e-a", "nono-e2e-b")
@@ -169,6 +172,278 @@ out["sent"] = n
             self.assertEqual(final["state"], "exited")
         finally:
             subprocess.run(["pkill", "-KILL", "-u", self.a.pw_name], check=False)
+
+
+
+# A user's client that pipelines session.create requests and reports every
+# answer it gets within `wait` seconds (the held starts never answer).
+HOLDER = """
+import json, socket, time
+n, expect = %(n)d, %(expect)d
+for i in range(n):
+    c.send({"jsonrpc": "2.0", "id": 1000 + i, "method": "session.create",
+            "params": {"argv": ["/bin/true"], "cwd": %(ws)r, "environ": PATH_ENV,
+                       "policy": %(pol)r}})
+print("sent", flush=True)
+answers = {}
+c.sock.settimeout(%(wait)d)
+try:
+    while len(answers) < expect:
+        m = c.recv()
+        if m is None:
+            break
+        if m.get("id", 0) >= 1000:
+            answers[m["id"]] = m.get("error") or {"result": m["result"]["id"]}
+except socket.timeout:
+    pass
+out["answers"] = [answers[k] for k in sorted(answers)]
+"""
+
+
+class SpawnerHoldTest(unittest.TestCase):
+    """A user holds spawner threads in the kernel: the policy of each of
+    their sessions names a path on an allow_other FUSE mount whose server
+    never answers (not even FUSE_INIT), so the compile's fstat on the
+    spawner thread waits forever. Earlier, once every thread was held, the
+    next start was compiled on the event loop and froze nonod for every
+    user. Now a user holds at most their share of the threads; their
+    further starts wait in a bounded queue and fail with limit_exceeded
+    ("resource exhausted") after the deadline, or at once beyond the
+    queue's bound; nonod keeps answering, and root's and another user's
+    sessions start. Control: the same sessions start while the path is an
+    ordinary directory.
+
+    The mount is made by root with user_id/group_id of the attacker and
+    allow_other: what `fusermount -o allow_other` gives an unprivileged
+    user where /etc/fuse.conf has user_allow_other (not set on this
+    machine, and a test should not change it)."""
+
+    USER_THREADS = 4   # SPAWN_USER_THREADS (daemon/session-spawn.c)
+    QUEUED = 60        # more than the share: these wait in the queue
+    # (The queue's bound, SPAWN_QUEUE_USER = 2048, is not reached here: how
+    # many starts arrive before the first ones expire depends on speed.)
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("system mode and another user need root")
+        if not os.path.exists("/dev/fuse"):
+            self.skipTest("no /dev/fuse: cannot make a file system that never answers")
+        ensure_group("nono")
+        self.a = ensure_user(USERS[0], ["nono"])
+        self.b = ensure_user(USERS[1], ["nono"])
+        # In sanitizer builds: LeakSanitizer stops every thread with ptrace
+        # at exit, and a thread waiting on a FUSE server that never answers
+        # cannot stop, so the leak check would wait forever (a release nonod
+        # exits: exit_group ends such threads).
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        self.d = Daemon(mode="--system", env={"ASAN_OPTIONS": asan})
+        self.addCleanup(self.d.close)
+        os.chmod(self.d.dir, 0o755)
+        self.ws = os.path.join(self.d.dir, "ws-a")
+        os.makedirs(self.ws)
+        os.chown(self.ws, self.a.pw_uid, self.a.pw_gid)
+        # Not an entry of a directory that nonod's own deny carve-outs walk
+        # (the state dir, socket dir and config are in d.dir): that walk
+        # stats every sibling, and would wait on the mount for any policy
+        # whose allowed paths contain those: sandbox/fsrules.c
+        # fs_split_entry, a separate issue (it holds a thread, not the loop).
+        self.mnt = os.path.join(self.d.dir, "fuse-a", "m")
+        os.makedirs(self.mnt)
+        for p in (self.mnt, os.path.dirname(self.mnt)):
+            os.chown(p, self.a.pw_uid, self.a.pw_gid)
+        self.fuse_fd = None
+        self.addCleanup(self.unhang)  # before the daemon's close (cleanups run last first)
+        self.pol = {"version": 1, "filesystem": {"read": ["$WORKSPACE", self.mnt]}}
+
+    def hang(self):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+        opts = (f"fd={fd},rootmode=40000,user_id={self.a.pw_uid},group_id={self.a.pw_gid},"
+                "allow_other").encode()
+        if libc.mount(b"nono-e2e-hang", self.mnt.encode(), b"fuse", 2 | 4, opts) != 0:  # nosuid, nodev
+            e = ctypes.get_errno()
+            os.close(fd)
+            self.skipTest(f"cannot mount a FUSE file system: {os.strerror(e)}")
+        self.fuse_fd = fd
+
+    def unhang(self):
+        """Closing the device aborts the connection: every waiter gets
+        ENOTCONN. Then the mount goes (lazily: nothing may touch it)."""
+        if self.fuse_fd is None:
+            return
+        import ctypes
+        os.close(self.fuse_fd)
+        self.fuse_fd = None
+        ctypes.CDLL(None, use_errno=True).umount2(self.mnt.encode(), 2)  # MNT_DETACH
+
+    def holder(self, n, expect, wait):
+        """Start HOLDER as user a in the background."""
+        from users import CLIENT, HERE
+        body = HOLDER % {"n": n, "expect": expect, "ws": self.ws, "pol": self.pol, "wait": wait}
+        code = CLIENT % {"here": HERE, "sock": self.d.socket, "timeout": 60, "body": body}
+        p = subprocess.Popen(["setpriv", f"--reuid={self.a.pw_uid}", f"--regid={self.a.pw_gid}",
+                              "--init-groups", sys.executable, "-c", code],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={"PATH": os.environ["PATH"]}, cwd="/")
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        return p
+
+    @staticmethod
+    def result(p):
+        so, se = p.communicate(timeout=180)
+        if p.returncode != 0:
+            raise AssertionError(se.decode())
+        return json.loads(so.decode().splitlines()[-1])
+
+    def fds(self):
+        """nonod's descriptors that a start holds: its stdio (null mode),
+        its error pipe, its cgroup."""
+        n = {"/dev/null": 0, "pipe": 0, "cgroup": 0}
+        for f in os.listdir(f"/proc/{self.d.proc.pid}/fd"):
+            try:
+                t = os.readlink(f"/proc/{self.d.proc.pid}/fd/{f}")
+            except OSError:
+                continue
+            if t == "/dev/null":
+                n[t] += 1
+            elif t.startswith("pipe:"):
+                n["pipe"] += 1
+            elif t.startswith("/sys/fs/cgroup/") and "nono" in t:
+                n["cgroup"] += 1
+        return n
+
+    def wait_log(self, needle, count, timeout=60):
+        """Until the log has count lines with needle (bounded: a hang fails)."""
+        end = time.monotonic() + timeout
+        while self.d.logtext().count(needle) < count:
+            self.assertLess(time.monotonic(), end, f"log never had {count}x {needle!r}:\n"
+                            + self.d.logtext()[-3000:])
+            time.sleep(0.05)
+
+    def test_held_spawner_threads_do_not_freeze_nonod(self):
+        n = self.USER_THREADS + self.QUEUED
+        # Control: the same sessions, pipelined, start while the path answers.
+        out = self.result(self.holder(n, n, 60))
+        started = [a for a in out["answers"] if "result" in a]
+        self.assertEqual(len(started), n, out)
+        fds_before = self.fds()
+
+        self.hang()
+        p = self.holder(n, n - self.USER_THREADS, 60)
+        self.assertEqual(p.stdout.readline(), b"sent\n")
+        # nonod answers someone else within a few seconds (the old fallback
+        # compiled the ninth start on the loop: this timed out).
+        root = self.d.client(timeout=20)
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
+        # Every start beyond the share is queued (or refused) by now.
+        self.wait_log("waits for a spawner thread", self.QUEUED)
+        final, _, _ = run(root, ["/bin/true"], self.ws)
+        self.assertEqual((final["state"], final["status"].get("code")), ("exited", 0), final)
+        other = as_user(self, self.d, self.b, f"""
+final, so, se = run(c, ["/bin/true"], {self.d.dir!r})
+out['final'] = final
+""", timeout=30)
+        self.assertEqual(other["final"]["status"].get("code"), 0, other)
+
+        out = self.result(p)
+        answers = out["answers"]
+        self.assertEqual(len(answers), n - self.USER_THREADS, answers)  # the held never answer
+        self.assertFalse([a for a in answers if "result" in a], answers)
+        kinds = {a["data"]["kind"] for a in answers}
+        self.assertEqual(kinds, {"limit_exceeded"}, answers)
+        details = [a["data"]["detail"] for a in answers]
+        self.assertTrue(all(d.startswith("resource exhausted: ") for d in details), details)
+        expired = [d for d in details if "took no new start for" in d]
+        self.assertEqual(len(expired), self.QUEUED, details)
+        self.assertIn(f"uid {self.a.pw_uid} holds {self.USER_THREADS} of its share of {self.USER_THREADS}", expired[0])
+        # The queued starts gave back what the loop had prepared for them;
+        # only the held ones keep theirs (stdio, error pipe, cgroup).
+        fds = self.fds()
+        held = self.USER_THREADS
+        # (a held compile has /dev/null open too: the base policy allows it)
+        self.assertLessEqual(fds["/dev/null"], fds_before["/dev/null"] + 4 * held, fds)
+        self.assertEqual(fds["pipe"], fds_before["pipe"] + 2 * held, fds)
+        self.assertLessEqual(fds["cgroup"], fds_before["cgroup"] + held, fds)
+        # nonod still answers the attacker too.
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
+
+        # Shutdown with the starts still held in the kernel: nonod stops,
+        # answers nobody wrongly, and removes their TMPDIRs and cgroups.
+        self.assertEqual(self.d.stop(timeout=120), 0, self.d.logtext()[-3000:])
+        log = self.d.logtext()
+        given_up = re.findall(r"session (s-[0-9a-f]+): start given up at shutdown", log)
+        self.assertEqual(len(given_up), self.USER_THREADS, log[-3000:])
+        for sid in given_up:
+            self.assertFalse(os.path.exists(f"/tmp/nono-{sid}"), sid)
+            self.assertNotIn(f"{sid}: rmdir", log)
+
+    @unittest.expectedFailure
+    def test_mount_in_tmpdir_at_session_end(self):
+        """KNOWN BUG (the fix belongs in daemon/rmtree.c, not here): the
+        user owns their session's TMPDIR, so they can mount a FUSE file
+        system in it from outside the sandbox; when the session ends, nonod
+        removes the TMPDIR on its event loop, rmtree opens the mount point
+        and waits on the server forever: nonod stops answering everyone.
+        rmtree must never cross a mount (openat2 RESOLVE_NO_XDEV for every
+        descent). Remove expectedFailure once it does."""
+        s = as_user(self, self.d, self.a, f"""
+out['s'] = c.call("session.create", {{"argv": ["sleep", "2"], "cwd": {self.ws!r},
+                                      "environ": PATH_ENV}})
+""", timeout=30)["s"]
+        # What user a does with fusermount -o allow_other, in their own directory.
+        self.mnt = f"/tmp/nono-{s['id']}/m"
+        os.mkdir(self.mnt)
+        os.chown(self.mnt, self.a.pw_uid, self.a.pw_gid)
+        self.hang()
+        c = self.d.client()
+        self.assertEqual(c.call("session.wait", {"id": s["id"], "timeout_ms": 60000})["state"],
+                         "exited")
+        root = self.d.client(timeout=5)
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
+
+    def user_sends(self, body):
+        """Run body as user a in the background (it may wait forever on
+        the mount); killed at cleanup."""
+        from users import CLIENT, HERE
+        code = CLIENT % {"here": HERE, "sock": self.d.socket, "timeout": 60,
+                         "body": body + "\nprint('sent', flush=True)\nimport time; time.sleep(600)"}
+        p = subprocess.Popen(["setpriv", f"--reuid={self.a.pw_uid}", f"--regid={self.a.pw_gid}",
+                              "--init-groups", sys.executable, "-c", code],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             env={"PATH": os.environ["PATH"]}, cwd="/")
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        self.assertEqual(p.stdout.readline(), b"sent\n")
+
+    def test_cwd_on_fuse_mount(self):
+        """A cwd on the user's allow_other FUSE mount that never answers:
+        the cwd and workspace are checked on a spawner thread with the
+        user's fsuid, never stat()ed on the event loop (which froze nonod)."""
+        self.hang()
+        self.user_sends(f"""
+c.send({{"jsonrpc": "2.0", "id": 7, "method": "session.create",
+        "params": {{"argv": ["/bin/true"], "cwd": {self.mnt!r}, "environ": PATH_ENV}}}})
+""")
+        root = self.d.client(timeout=10)
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
+
+    def test_stdio_fd_on_fuse_mount(self):
+        """An O_PATH fd of the user's hanging FUSE mount passed as stdio:
+        fstat() on it would be a FUSE_GETATTR that never returns (it froze
+        the event loop); take_stdio asks getsockopt(SO_PEERCRED) only,
+        which touches no file system (ENOTSOCK for a non-socket)."""
+        self.hang()
+        self.user_sends(f"""
+import array, os, socket
+p = os.open({self.mnt!r}, os.O_PATH)
+msg = {{"jsonrpc": "2.0", "id": 7, "method": "session.create",
+       "params": {{"argv": ["/bin/true"], "cwd": {self.ws!r}, "environ": PATH_ENV,
+                  "stdio": {{"mode": "fds", "fds": [0, 0, 0]}}}}}}
+c.sock.sendmsg([json.dumps(msg).encode() + b"\\n"],
+               [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [p]))])
+""")
+        root = self.d.client(timeout=10)
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
 
 
 if __name__ == "__main__":
