@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "nono-protocol.h"
+#include "snap/snap.h"
 
 struct config *config_new_defaults(void)
 {
@@ -27,6 +28,8 @@ struct config *config_new_defaults(void)
 	c->max_output = 4u * 1024 * 1024;
 	c->request_timeout_ms = 30000;
 	c->shutdown_grace_ms = 5000;
+	c->snapshot_max_entries = SNAP_DEFAULT_MAX_ENTRIES;
+	c->snapshot_max_memory = SNAP_DEFAULT_MAX_META;
 	c->socket_group = strdup("nono");
 	if (c->socket_group == NULL) {
 		free(c);
@@ -202,9 +205,12 @@ static const struct config_key {
 	{ "max_message_size", val_size, offsetof(struct config, max_message) },
 	{ "max_output_buffer", val_size, offsetof(struct config, max_output) },
 	{ "proxy_extra_ca", val_string, offsetof(struct config, proxy_extra_ca) },
+	{ "proxy_threads", val_uint, offsetof(struct config, proxy_threads) },
 	{ "request_timeout", val_duration, offsetof(struct config, request_timeout_ms) },
 	{ "resolve_override", val_override, 0 },
 	{ "shutdown_grace", val_duration, offsetof(struct config, shutdown_grace_ms) },
+	{ "snapshot_max_entries", val_uint, offsetof(struct config, snapshot_max_entries) },
+	{ "snapshot_max_memory", val_size, offsetof(struct config, snapshot_max_memory) },
 	{ "socket_group", val_string, offsetof(struct config, socket_group) },
 };
 

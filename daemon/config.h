@@ -26,7 +26,10 @@ struct config {
 	unsigned int request_timeout_ms; /* a started message must complete within this */
 	unsigned int shutdown_grace_ms;  /* SIGTERM -> SIGKILL for sessions on stop */
 	char *proxy_extra_ca;        /* extra upstream CA bundle for the proxy, or NULL */
+	unsigned int proxy_threads;  /* proxy loop threads; 0 (unset): one per CPU, at most 8 */
 	char **resolve_override;     /* NULL-terminated "name:port=addr:port" list (tests) */
+	unsigned int snapshot_max_entries; /* per snapshot walk (daemon/snap/snap.h) */
+	size_t snapshot_max_memory;  /* bytes of names/metadata one snapshot may hold */
 };
 
 struct config *config_new_defaults(void);

@@ -287,6 +287,7 @@ static void daemon_open_proxy(void)
 	struct proxy_override *ov = NULL;
 	struct proxy_config pc = {
 		.upstream_ca_file = nonod->cfg->proxy_extra_ca,
+		.loops = nonod->cfg->proxy_threads,
 		.audit = audit_proxy_record,
 		.render = daemon_no_render,
 	};

@@ -51,6 +51,7 @@ static int snap_errno_code(int err)
 	case -EISDIR:
 	case -ENOTDIR: return NONO_E_INVALID_PARAMS;
 	case -EEXIST: return NONO_E_ALREADY_EXISTS;
+	case -E2BIG: return NONO_E_LIMIT_EXCEEDED; /* a snapshot limit (detail names it) */
 	default: return NONO_E_INTERNAL;
 	}
 }
@@ -407,6 +408,9 @@ static int m_create(struct rpc_call *call, struct json_object **result, struct r
 	p.workspace = real;
 	p.label = params_str(call->params, "label", "");
 	p.allow_unreadable = params_bool(call->params, "allow_unreadable", false);
+	/* What one walk may hold: the admin's limits, not the caller's to raise. */
+	p.max_entries = nonod->cfg->snapshot_max_entries;
+	p.max_meta_bytes = nonod->cfg->snapshot_max_memory;
 	ex = str_vec(params_get(call->params, "exclude"), &p.nexcludes);
 	if (ex == NULL)
 		return rpc_error_set(err, NONO_E_INTERNAL, NULL, "out of memory");
@@ -438,6 +442,8 @@ static int m_diff(struct rpc_call *call, struct json_object **result, struct rpc
 		return rc;
 	p.snapshot = params_str(call->params, "from", NULL);
 	p.to = params_str(call->params, "to", NULL);
+	p.max_entries = nonod->cfg->snapshot_max_entries; /* diff to live walks */
+	p.max_meta_bytes = nonod->cfg->snapshot_max_memory;
 	return start(call, SNAP_OP_DIFF, &p, true, err);
 }
 

@@ -6,6 +6,9 @@
  *   snapbench STORE create WORKSPACE [LABEL]   -> prints the snapshot id
  *   snapbench STORE restore ID
  *   snapbench STORE verify | gc KEEP_LAST | list
+ *
+ * SNAPBENCH_MAX_ENTRIES / SNAPBENCH_MAX_META set create's limits; the
+ * resident set after the operation is printed as "rss_after_kb=<n>".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,19 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static long rss_kb(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 int main(int argc, char **argv)
@@ -58,11 +74,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "snapbench: bad command\n");
 		return 2;
 	}
+	if (getenv("SNAPBENCH_MAX_ENTRIES"))
+		p.max_entries = strtoull(getenv("SNAPBENCH_MAX_ENTRIES"), NULL, 10);
+	if (getenv("SNAPBENCH_MAX_META"))
+		p.max_meta_bytes = strtoull(getenv("SNAPBENCH_MAX_META"), NULL, 10);
 	if (snap_store_new(argv[1], NULL, &s) < 0)
 		return 1;
 	t0 = now_ms();
 	rc = snap_run(s, op, &p, &r);
 	fprintf(stderr, "op_ms=%.1f\n", now_ms() - t0);
+	fprintf(stderr, "rss_after_kb=%ld\n", rss_kb());
 	if (rc < 0) {
 		fprintf(stderr, "snapbench: %s\n", r.detail);
 	} else if (op == SNAP_OP_CREATE) {

@@ -50,6 +50,18 @@ struct fdir {
 	uint8_t hash[SNAP_HASH_LEN];
 };
 
+/*
+ * What one snapshot may make nonod hold (budget.c): entries walked, and
+ * bytes of listings, names, paths, symlink targets, the stat cache, the read
+ * queue and, while they exist, encoded trees. Charged before (or right
+ * after, for small per-entry amounts batched by each walker) they are
+ * allocated; a walk over either limit fails with -E2BIG.
+ */
+struct budget {
+	atomic_uint_fast64_t entries, bytes;
+	uint64_t max_entries, max_bytes;
+};
+
 struct cctx {
 	struct snap_repo *r;
 	const struct snap_creds *cr;
@@ -67,14 +79,30 @@ struct cctx {
 	pthread_mutex_t emu;
 	int64_t start_coarse;
 	struct snap_stats st;
+	struct budget bud;
 };
+
+/* Limits from o (0 = the defaults in snap.h). */
+void budget_init(struct cctx *c);
+/* Charge n entries and b bytes. 0, or -E2BIG with the error (naming the
+ * limit and the workspace) recorded in c->res and every worker stopped. */
+int budget_charge(struct cctx *c, uint64_t n, uint64_t b);
+/* Give back b bytes charged for something freed again (an encoded tree). */
+void budget_release(struct cctx *c, uint64_t b);
+/* Bytes a malloc of n costs (its header and rounding included). */
+static inline uint64_t budget_malloc_cost(uint64_t n)
+{
+	return (n + 8 + 15) & ~(uint64_t)15;
+}
 
 /* Record the first error (with a printable path) and stop every worker. */
 void create_fail(struct cctx *c, int err, const char *what, const char *rel);
 /* Free a listing and everything below it. NULL is a no-op. */
 void fdir_free(struct fdir *d);
-/* Encode d's entries (children's hashes must be final) into d->enc and d->hash. */
-int fdir_encode(struct fdir *d);
+/* Encode d's entries (children's hashes must be final) into d->enc and
+ * d->hash, charging the encoding to c's budget: *charged says how much, for
+ * budget_release() once d->enc is freed (also when this fails). */
+int fdir_encode(struct cctx *c, struct fdir *d, uint64_t *charged);
 /*
  * Walk the workspace into root (calloc'd by the caller, rel ""): every
  * directory listed with the owner's credentials on up to SNAP_MAX_WORKERS

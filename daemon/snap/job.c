@@ -169,6 +169,7 @@ static int run_op(struct snap_store *s, enum snap_op op, const struct snap_param
 			.workspace = p->workspace, .label = p->label,
 			.excludes = (char *const *)p->excludes, .nexcludes = p->nexcludes,
 			.allow_unreadable = p->allow_unreadable, .commit = true,
+			.max_entries = p->max_entries, .max_meta_bytes = p->max_meta_bytes,
 			.read_hook = p->read_hook, .read_hook_arg = p->read_hook_arg,
 		};
 		res->snaps = calloc(1, sizeof(*res->snaps));
@@ -207,6 +208,8 @@ static int run_op(struct snap_store *s, enum snap_op op, const struct snap_param
 				.workspace = a.workspace, .label = "",
 				.excludes = a.excludes, .nexcludes = a.nexcludes,
 				.allow_unreadable = true, .commit = false,
+				.max_entries = p->max_entries,
+				.max_meta_bytes = p->max_meta_bytes,
 			};
 			rc = snap_create_run(r, &cr, &co, ctl, res, &b);
 		}

@@ -131,6 +131,7 @@ int obj_get(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], enum obj_type w
 size_t cdc_cut(const uint8_t *p, size_t n);
 
 /* ---- tree.c ---- */
+#define TREE_ENT_FIXED (2 + 1 + 4 + 8 + 8 + SNAP_HASH_LEN) /* per entry, plus its name */
 enum tree_type {
 	TT_REG = 1, TT_DIR, TT_SYMLINK, TT_FIFO, TT_SOCK, TT_CHR, TT_BLK,
 	TT_UNREADABLE, /* recorded, content not stored (allow_unreadable) */
@@ -186,12 +187,16 @@ struct statcache;
  * thread-safe (one thread per path); save and filter run alone. */
 int statcache_load(sqlite3 *db, int64_t ws, struct statcache **out);
 void statcache_free(struct statcache *c);
+/* Bytes c holds once every shard is indexed (for the snapshot's budget). */
+uint64_t statcache_mem(const struct statcache *c);
 /* Is now->path cached with now's exact (dev, ino, size, mtime_ns, ctime_ns)?
  * Then the entry is kept for the next cache, its hash copied into now->hash,
  * and the answer is true. */
 bool statcache_match(struct statcache *c, struct statcursor *cur, struct statent *now);
 /* Store the kept entries of c plus add[0..nadd) as ws's cache; shards with
- * nothing dropped or added are not written. */
+ * nothing dropped or added are not written. A shard never grows past what
+ * the db will store (SQLITE_LIMIT_LENGTH): entries that do not fit are left
+ * out (those files are read again next time) with a warning. */
 int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct statent *add,
 		   size_t nadd);
 /* Drop (rewrite) or count entries whose hash fails ok(), in every workspace's cache. */
@@ -234,6 +239,8 @@ struct create_opts {
 	size_t nexcludes;
 	bool allow_unreadable;
 	bool commit;            /* false: diff to live (objects written, no row) */
+	uint64_t max_entries;   /* 0 = SNAP_DEFAULT_MAX_ENTRIES (snap.h) */
+	uint64_t max_meta_bytes;/* 0 = SNAP_DEFAULT_MAX_META */
 	void (*read_hook)(const char *rel, int attempt, void *arg);
 	void *read_hook_arg;
 };

@@ -98,6 +98,29 @@ void statcache_free(struct statcache *c)
 	free(c);
 }
 
+static size_t tab_size(size_t n)
+{
+	size_t t = 16;
+
+	while (t < n * 2)
+		t *= 2;
+	return t;
+}
+
+uint64_t statcache_mem(const struct statcache *c)
+{
+	uint64_t m = sizeof(*c);
+
+	for (int s = 0; s < SC_SHARDS; s++) {
+		const struct sc_shard *sh = &c->sh[s];
+		if (sh->blob != NULL)
+			m += sh->len + 16;
+		if (sh->n > 0)
+			m += sh->n * (sizeof(*sh->off) + 1) + tab_size(sh->n) * sizeof(*sh->tab) + 48;
+	}
+	return m;
+}
+
 /* Entries in one shard's blob, or -1 when malformed. */
 static ssize_t count(const uint8_t *b, size_t len)
 {
@@ -123,8 +146,7 @@ static int build(struct statcache *c, unsigned s)
 	struct sc_shard *sh = &c->sh[s];
 	size_t off = 4;
 
-	for (sh->ntab = 16; sh->ntab < sh->n * 2; sh->ntab *= 2)
-		;
+	sh->ntab = tab_size(sh->n);
 	sh->off = malloc(sh->n * sizeof(*sh->off));
 	sh->keep = calloc(sh->n, 1);
 	sh->tab = calloc(sh->ntab, sizeof(*sh->tab));
@@ -311,6 +333,9 @@ static int write_shard(sqlite3 *db, int64_t ws, unsigned shard, const uint8_t *b
 	if (len > 4)
 		sqlite3_bind_blob(st, 3, b, (int)len, SQLITE_STATIC);
 	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		log_warnx("stat cache: write shard %u of workspace %lld (%zu bytes): %s", shard,
+			  (long long)ws, len, sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
@@ -323,6 +348,9 @@ int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct st
 	uint16_t *ashard = NULL;
 	size_t *aorder = NULL;  /* add[] indices grouped by shard */
 	uint8_t *b = NULL;
+	/* The row (the blob and two integers) must fit SQLite's length limit. */
+	int lim = sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1);
+	size_t max = lim > 4096 ? (size_t)lim - 64 : 4096 - 64;
 	int rc = 0;
 
 	for (int s = 0; s < SC_SHARDS; s++) {
@@ -361,14 +389,11 @@ int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct st
 	for (size_t i = 0; i < nadd; i++)
 		aorder[next[ashard[i]]++] = i;
 	for (unsigned s = 0; rc == 0 && s < SC_SHARDS; s++) {
+		size_t cap = len[s] < max ? len[s] : max, left_out = 0;
 		uint8_t *p;
 		if (!dirty[s])
 			continue;
-		if (len[s] > 1000u * 1000u * 1000u) { /* sqlite's default blob limit */
-			rc = -E2BIG;
-			break;
-		}
-		if ((p = b = malloc(len[s])) == NULL) {
+		if ((p = b = malloc(cap)) == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
@@ -381,12 +406,25 @@ int statcache_save(sqlite3 *db, int64_t ws, struct statcache *c, const struct st
 			/* Kept entries are copied as stored. */
 			size_t rl = SC_FIXED + ((size_t)sh->blob[sh->off[i]] |
 						(size_t)sh->blob[sh->off[i] + 1] << 8);
+			if (rl > cap - (size_t)(p - b)) {
+				left_out++;
+				continue;
+			}
 			memcpy(p, sh->blob + sh->off[i], rl);
 			p += rl;
 		}
-		for (size_t i = afirst[s]; i < afirst[s + 1]; i++)
+		for (size_t i = afirst[s]; i < afirst[s + 1]; i++) {
+			if (SC_FIXED + add[aorder[i]].plen > cap - (size_t)(p - b)) {
+				left_out++;
+				continue;
+			}
 			p = put_ent(p, &add[aorder[i]]);
-		rc = write_shard(db, ws, s, b, len[s]);
+		}
+		if (left_out > 0)
+			log_warnx("stat cache of workspace %lld: shard %u would pass %zu bytes: "
+				  "%zu files left out (read again by the next snapshot)",
+				  (long long)ws, s, max, left_out);
+		rc = write_shard(db, ws, s, b, (size_t)(p - b));
 		free(b);
 	}
 	free(ashard);

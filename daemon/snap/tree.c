@@ -19,7 +19,7 @@
 #include "snap-int.h"
 
 #define TREE_VERSION 1
-#define ENT_FIXED (2 + 1 + 4 + 8 + 8 + SNAP_HASH_LEN)
+#define ENT_FIXED TREE_ENT_FIXED
 
 int tree_name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {

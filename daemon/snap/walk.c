@@ -31,6 +31,8 @@
 
 #define REL_MAX (PATH_MAX * 2)
 #define DENTS_BUF (64 * 1024)
+#define NAME_MAX_TREE 255       /* tree.c's limit; FUSE can list names up to 1024 bytes */
+#define CHARGE_BATCH 256        /* entries a walker charges at once (budget.c) */
 
 struct walkq {
 	struct cctx *c;
@@ -47,6 +49,7 @@ struct walker {
 	struct walkq *q;
 	struct statcursor cur;   /* where in the stat cache the next file probably is */
 	struct snap_stats st;
+	uint64_t pend_n, pend_b; /* walked, not yet charged to the budget */
 	char rel[REL_MAX];
 	_Alignas(8) char dents[DENTS_BUF];
 };
@@ -85,13 +88,21 @@ void fdir_free(struct fdir *d)
 	free(d);
 }
 
-int fdir_encode(struct fdir *d)
+int fdir_encode(struct cctx *c, struct fdir *d, uint64_t *charged)
 {
-	struct tree_ent *te = malloc((d->n ? d->n : 1) * sizeof(*te));
+	struct tree_ent *te;
+	uint64_t enclen = 1;
 	size_t n = 0;
 	int rc;
 
-	if (te == NULL)
+	/* The sort array and the encoding, and as much again for the
+	 * compressed copy obj_put() may make of it. */
+	for (size_t i = 0; i < d->n; i++)
+		enclen += TREE_ENT_FIXED + d->ents[i].te.nlen;
+	*charged = budget_malloc_cost(d->n * sizeof(*te)) + 2 * budget_malloc_cost(enclen);
+	if ((rc = budget_charge(c, 0, *charged)) < 0)
+		return rc;
+	if ((te = malloc((d->n ? d->n : 1) * sizeof(*te))) == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->n; i++)
 		if (!d->ents[i].vanished)
@@ -106,15 +117,22 @@ int fdir_encode(struct fdir *d)
 	return rc;
 }
 
-/* Room for one more entry and nlen + 1 more name bytes; the entry, zeroed. */
-static struct fent *fdir_add(struct fdir *d, size_t *names_len, size_t *names_cap,
-			     size_t nlen)
+/*
+ * Room for one more entry and nlen + 1 more name bytes: *out, zeroed. The
+ * arrays are charged to the budget by capacity, before they grow.
+ */
+static int fdir_add(struct cctx *c, struct fdir *d, size_t *names_len, size_t *names_cap,
+		    size_t nlen, struct fent **out)
 {
+	int rc;
+
 	if (d->n == d->cap) {
 		size_t nc = d->cap ? d->cap * 2 : 32;
+		if ((rc = budget_charge(c, 0, (nc - d->cap) * sizeof(struct fent))) < 0)
+			return rc;
 		struct fent *ne = realloc(d->ents, nc * sizeof(*ne));
 		if (ne == NULL)
-			return NULL;
+			return -ENOMEM;
 		d->ents = ne;
 		d->cap = nc;
 	}
@@ -122,14 +140,27 @@ static struct fent *fdir_add(struct fdir *d, size_t *names_len, size_t *names_ca
 		size_t nc = *names_cap ? *names_cap * 2 : 1024;
 		while (nc < *names_len + nlen + 1)
 			nc *= 2;
+		if ((rc = budget_charge(c, 0, nc - *names_cap)) < 0)
+			return rc;
 		char *nn = realloc(d->names, nc);
 		if (nn == NULL)
-			return NULL;
+			return -ENOMEM;
 		d->names = nn;
 		*names_cap = nc;
 	}
 	memset(&d->ents[d->n], 0, sizeof(d->ents[0]));
-	return &d->ents[d->n++];
+	*out = &d->ents[d->n++];
+	return 0;
+}
+
+/* Charge what this walker has walked since its last charge. */
+static int walker_charge(struct walker *w)
+{
+	int rc = budget_charge(w->c, w->pend_n, w->pend_b);
+
+	w->pend_n = 0;
+	w->pend_b = 0;
+	return rc;
 }
 
 /* Fill e from one directory entry (w->rel[0..rlen) is its path). */
@@ -203,11 +234,12 @@ static int list_entries(struct walker *w, struct fdir *d, int fd)
 	struct cctx *c = w->c;
 	size_t rlen = d->rlen, names_len = 0, names_cap = 0;
 	bool dirty = false;
-	ssize_t got;
+	ssize_t got = 0;
 	int rc = 0;
 
 	memcpy(w->rel, d->rel, rlen + 1);
-	while (rc == 0 && (got = getdents64(fd, w->dents, sizeof(w->dents))) > 0) {
+	while (rc == 0 && !atomic_load(&c->failed) &&
+	       (got = getdents64(fd, w->dents, sizeof(w->dents))) > 0) {
 		for (size_t off = 0; rc == 0 && off < (size_t)got;) {
 			struct dirent64 *de = (struct dirent64 *)(w->dents + off);
 			const char *name = de->d_name;
@@ -217,7 +249,8 @@ static int list_entries(struct walker *w, struct fdir *d, int fd)
 			off += de->d_reclen;
 			if (name[0] == '.' && (nlen == 1 || (nlen == 2 && name[1] == '.')))
 				continue;
-			if (clen + 1 > REL_MAX) {
+			if (clen + 1 > REL_MAX || nlen > NAME_MAX_TREE) {
+				/* (a name over 255 bytes only comes from FUSE: no tree can hold it) */
 				rc = -ENAMETOOLONG;
 				break;
 			}
@@ -226,11 +259,15 @@ static int list_entries(struct walker *w, struct fdir *d, int fd)
 			memcpy(w->rel + (rlen ? rlen + 1 : 0), name, nlen + 1);
 			if (exclude_match(c->o->excludes, c->o->nexcludes, w->rel, name))
 				continue;
-			if ((e = fdir_add(d, &names_len, &names_cap, nlen)) == NULL) {
-				rc = -ENOMEM;
+			if (++w->pend_n >= CHARGE_BATCH && (rc = walker_charge(w)) < 0)
 				break;
-			}
+			if ((rc = fdir_add(c, d, &names_len, &names_cap, nlen, &e)) < 0)
+				break;
 			rc = walk_entry(w, fd, name, clen, e);
+			if (e->rel != NULL)
+				w->pend_b += budget_malloc_cost(clen + 1);
+			if (e->link != NULL)
+				w->pend_b += budget_malloc_cost(e->te.size + 1);
 			if (rc == -ENOENT) { /* gone between readdir and stat: not in the snapshot */
 				free(e->rel);
 				free(e->link);
@@ -249,6 +286,8 @@ static int list_entries(struct walker *w, struct fdir *d, int fd)
 	}
 	if (rc == 0 && got < 0)
 		rc = -errno;
+	if (rc == 0 && got > 0)
+		rc = -ECANCELED; /* another walker failed (a limit): its error stands */
 	for (size_t i = 0; i < d->n; i++)
 		d->ents[i].te.name = d->names + (uintptr_t)d->ents[i].te.name;
 	if (dirty)
@@ -294,6 +333,7 @@ static void finish(struct cctx *c, struct fdir *d, bool listed)
 {
 	while (d != NULL && atomic_fetch_sub(&d->pending, 1) == 1) {
 		struct fdir *p = d->parent;
+		uint64_t charged = 0;
 		int rc;
 
 		if (!listed) {
@@ -301,15 +341,15 @@ static void finish(struct cctx *c, struct fdir *d, bool listed)
 		} else if (atomic_load(&d->dirty) || atomic_load(&c->failed)) {
 			if (p != NULL)
 				atomic_store(&p->dirty, true);
-		} else if ((rc = fdir_encode(d)) < 0) {
+		} else if ((rc = fdir_encode(c, d, &charged)) < 0) {
 			create_fail(c, rc, "tree", d->rel);
-		} else {
-			/* write_tree() encodes it again if the store lacks it. */
-			free(d->enc);
-			d->enc = NULL;
-			if (d->self != NULL)
-				memcpy(d->self->te.hash, d->hash, SNAP_HASH_LEN);
+		} else if (d->self != NULL) {
+			memcpy(d->self->te.hash, d->hash, SNAP_HASH_LEN);
 		}
+		/* write_tree() encodes it again if the store lacks it. */
+		free(d->enc);
+		d->enc = NULL;
+		budget_release(c, charged);
 		listed = true;
 		d = p;
 	}
@@ -368,8 +408,14 @@ static void walk_one(struct walker *w, struct fdir *d)
 	close(fd);
 	listed = rc == 0;
 	for (size_t i = 0; rc == 0 && i < d->n; i++)
-		if (d->ents[i].te.type == TT_DIR && (rc = add_subdir(d, &d->ents[i])) == 0)
+		if (d->ents[i].te.type == TT_DIR && (rc = add_subdir(d, &d->ents[i])) == 0) {
 			nsub++;
+			/* the listing, its path, its slot on the stack */
+			w->pend_b += budget_malloc_cost(sizeof(struct fdir)) +
+				     budget_malloc_cost(d->ents[i].dir->rlen + 1) + sizeof(void *);
+		}
+	if (rc == 0)
+		rc = walker_charge(w);
 	if (rc < 0) {
 		create_fail(c, rc, "walk", d->rel);
 		goto out;
@@ -414,6 +460,8 @@ static void *walk_worker(void *arg)
 		w->q = q;
 		w->cur = (struct statcursor){ .shard = -1 };
 		memset(&w->st, 0, sizeof(w->st));
+		w->pend_n = 0;
+		w->pend_b = 0;
 	}
 	if (rc < 0)
 		create_fail(c, rc, "walk: switch credentials", "");

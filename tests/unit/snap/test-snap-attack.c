@@ -9,6 +9,12 @@
  * already blocks writes) and a world-writable 0777 one (so only the
  * no-follow path walk stands in the way). The control case shows that,
  * without the swap, restore does write that path.
+ *
+ * A hostile FUSE workspace (fuse-liar.c, served from this test): a file
+ * whose st_size lies low must never be stored truncated (the control shows
+ * a read of st_size + 1 bytes really gets exactly st_size: the old EOF
+ * shortcut's blind spot); a directory that never ends stops at the entry
+ * limit; a name over 255 bytes fails clearly; an honest FUSE file works.
  */
 #include <check.h>
 #include <errno.h>
@@ -19,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuse-liar.h"
 #include "helpers.h"
 #include "log.h"
 #include "snap.h"
@@ -316,6 +323,228 @@ START_TEST(test_readonly_dir_restore)
 }
 END_TEST
 
+/*
+ * The agent plants, in a directory the snapshot lacks, symlinks to the
+ * world-writable decoy (a directory, a file in it, and one at the bottom
+ * of a 300-deep chain). Restore removes the directory and every link in it
+ * without following one: the decoy is unchanged.
+ */
+START_TEST(test_removal_never_follows_planted_links)
+{
+	struct world w;
+	struct snap_result r;
+	char *passwd;
+	int fd, n;
+
+	world_new(&w, "links", 0777);
+	ck_assert(asprintf(&passwd, "%s/passwd", w.decoy) > 0);
+	th_mkdir(w.ws, "junk", 0755);
+	th_symlink(w.ws, "junk/etc", w.decoy);
+	th_symlink(w.ws, "junk/passwd", passwd);
+	th_mkdir(w.ws, "junk/deep", 0755);
+	fd = open(w.ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	n = openat(fd, "junk/deep", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(fd);
+	fd = n;
+	for (int i = 0; i < 300; i++) {
+		ck_assert_int_eq(mkdirat(fd, "d", 0755), 0);
+		n = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ck_assert_int_ge(n, 0);
+		close(fd);
+		fd = n;
+	}
+	ck_assert_int_eq(symlinkat(w.decoy, fd, "etc"), 0);
+	close(fd);
+	th_chown_r(w.ws, NOBODY, NOBODY);
+	ck_assert_msg(snap_run(w.s, SNAP_OP_RESTORE, &w.p, &r) == 0, "restore: %s", r.detail);
+	snap_result_free(&r);
+	fd = open(w.ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_eq(faccessat(fd, "junk", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	close(fd);
+	world_check_decoy(&w);
+	free(passwd);
+	world_free(&w);
+}
+END_TEST
+
+/*
+ * 2,000 directories the snapshot lacks, each holding an excluded
+ * node_modules: restore removes everything else and keeps those (and the
+ * directories leading to them), without rescanning forever.
+ */
+START_TEST(test_removal_keeps_many_excluded)
+{
+	struct th_env e;
+	struct snap_result r;
+	const char *ex[] = { "node_modules" };
+	char id[SNAP_ID_LEN + 1], rel[64], *m;
+
+	th_env_open(&e, "manyex");
+	th_writes(e.ws, "top", "t");
+	e.p.excludes = ex;
+	e.p.nexcludes = 1;
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_CREATE, &e.p, &r), 0);
+	snprintf(id, sizeof(id), "%s", r.snaps[0].id);
+	snap_result_free(&r);
+	th_mkdir(e.ws, "later", 0755);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(rel, sizeof(rel), "later/d%d", i);
+		th_mkdir(e.ws, rel, 0755);
+		snprintf(rel, sizeof(rel), "later/d%d/node_modules", i);
+		th_mkdir(e.ws, rel, 0755);
+		snprintf(rel, sizeof(rel), "later/d%d/node_modules/dep", i);
+		th_writes(e.ws, rel, "d");
+		snprintf(rel, sizeof(rel), "later/d%d/gone", i);
+		th_writes(e.ws, rel, "g");
+	}
+	e.p.excludes = NULL;
+	e.p.nexcludes = 0;
+	e.p.snapshot = id;
+	ck_assert_msg(snap_run(e.s, SNAP_OP_RESTORE, &e.p, &r) == 0, "restore: %s", r.detail);
+	snap_result_free(&r);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(rel, sizeof(rel), "later/d%d/node_modules/dep", i);
+		ck_assert_ptr_nonnull(m = th_read(e.ws, rel, NULL));
+		free(m);
+		snprintf(rel, sizeof(rel), "later/d%d/gone", i);
+		ck_assert_ptr_null(th_read(e.ws, rel, NULL));
+	}
+	th_env_close(&e);
+}
+END_TEST
+
+/* ---- hostile FUSE workspaces ---- */
+
+struct fworld {
+	struct fuse_liar fl;
+	struct th_env e;
+	char *sub;
+};
+
+/* false (test not run, with a message) when FUSE cannot be mounted here. */
+static bool fworld_open(struct fworld *w, const char *tag, const char *sub)
+{
+	char *mnt, why[256];
+
+	th_env_open(&w->e, tag);
+	ck_assert(asprintf(&mnt, "%s/mnt", w->e.dir) > 0);
+	ck_assert_int_eq(mkdir(mnt, 0755), 0);
+	if (!fuse_liar_start(&w->fl, mnt, why, sizeof(why))) {
+		fprintf(stderr, "not run: %s: %s\n", tag, why);
+		free(mnt);
+		th_env_close(&w->e);
+		return false;
+	}
+	ck_assert(asprintf(&w->sub, "%s/%s", mnt, sub) > 0);
+	free(mnt);
+	w->e.p.workspace = w->sub;
+	return true;
+}
+
+static void fworld_close(struct fworld *w)
+{
+	fuse_liar_stop(&w->fl);
+	free(w->sub);
+	th_env_close(&w->e);
+}
+
+START_TEST(test_fuse_honest_control)
+{
+	struct fworld w;
+	struct snap_result r;
+	const char *paths[] = { "a.txt" };
+	char id[SNAP_ID_LEN + 1];
+
+	if (!fworld_open(&w, "fuse-honest", "honest"))
+		return;
+	ck_assert_msg(snap_run(w.e.s, SNAP_OP_CREATE, &w.e.p, &r) == 0, "%s", r.detail);
+	ck_assert_int_eq(r.snaps[0].stats.files, 1);
+	ck_assert_int_eq(r.snaps[0].stats.bytes, 100);
+	memcpy(id, r.snaps[0].id, sizeof(id));
+	snap_result_free(&r);
+	w.e.p.snapshot = id;
+	w.e.p.paths = paths;
+	w.e.p.npaths = 1;
+	w.e.p.read_length = SNAP_READ_MAX;
+	ck_assert_msg(snap_run(w.e.s, SNAP_OP_READ, &w.e.p, &r) == 0, "%s", r.detail);
+	ck_assert_int_eq(r.read.size, 100);
+	ck_assert_int_eq(r.read.len, 100);
+	/* base64 of 100 'a' */
+	ck_assert_str_eq(r.read.data, "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh"
+			 "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYQ==");
+	snap_result_free(&r);
+	fworld_close(&w);
+}
+END_TEST
+
+START_TEST(test_fuse_size_liar)
+{
+	struct fworld w;
+	struct snap_result r;
+	uint8_t buf[64];
+	struct stat st;
+	char *p;
+	int fd;
+
+	if (!fworld_open(&w, "fuse-liar", "liar"))
+		return;
+	/* The attack is real: st_size says 10, a read of 11 returns exactly
+	 * 10 bytes, and the file goes on. */
+	ck_assert(asprintf(&p, "%s/small.txt", w.sub) > 0);
+	ck_assert_int_ge(fd = open(p, O_RDONLY), 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(st.st_size, FL_SMALL_REPORTED);
+	ck_assert_int_eq(read(fd, buf, FL_SMALL_REPORTED + 1), FL_SMALL_REPORTED);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	free(p);
+	/* Never stored truncated: the snapshot fails naming a liar... */
+	ck_assert_int_eq(snap_run(w.e.s, SNAP_OP_CREATE, &w.e.p, &r), -EIO);
+	ck_assert_msg(strstr(r.detail, "its filesystem reports") != NULL &&
+		      (strstr(r.detail, "small.txt") != NULL || strstr(r.detail, "big.bin") != NULL),
+		      "%s", r.detail);
+	snap_result_free(&r);
+	ck_assert_int_eq(snap_run(w.e.s, SNAP_OP_LIST, &w.e.p, &r), 0);
+	ck_assert_int_eq(r.nsnaps, 0);
+	snap_result_free(&r);
+	/* ...or, when the caller allows it, records both as unreadable. */
+	w.e.p.allow_unreadable = true;
+	ck_assert_msg(snap_run(w.e.s, SNAP_OP_CREATE, &w.e.p, &r) == 0, "%s", r.detail);
+	ck_assert_int_eq(r.snaps[0].stats.unreadable, 2);
+	snap_result_free(&r);
+	fworld_close(&w);
+}
+END_TEST
+
+START_TEST(test_fuse_endless_directory)
+{
+	struct fworld w;
+	struct snap_result r;
+
+	if (!fworld_open(&w, "fuse-endless", "endless"))
+		return;
+	w.e.p.max_entries = 20000;
+	ck_assert_int_eq(snap_run(w.e.s, SNAP_OP_CREATE, &w.e.p, &r), -E2BIG);
+	ck_assert_msg(strstr(r.detail, "max_entries") != NULL, "%s", r.detail);
+	snap_result_free(&r);
+	fworld_close(&w);
+}
+END_TEST
+
+START_TEST(test_fuse_long_name)
+{
+	struct fworld w;
+	struct snap_result r;
+
+	if (!fworld_open(&w, "fuse-longname", "longname"))
+		return;
+	ck_assert_int_eq(snap_run(w.e.s, SNAP_OP_CREATE, &w.e.p, &r), -ENAMETOOLONG);
+	ck_assert_msg(strstr(r.detail, "File name too long") != NULL, "%s", r.detail);
+	snap_result_free(&r);
+	fworld_close(&w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snap-attack");
@@ -336,6 +565,16 @@ int main(void)
 	tcase_add_test(tc, test_swap_file_for_symlink);
 	tcase_add_test(tc, test_readonly_dir_restore);
 	tcase_add_test(tc, test_deep_tree_cannot_block_restore);
+	tcase_add_test(tc, test_removal_never_follows_planted_links);
+	tcase_add_test(tc, test_removal_keeps_many_excluded);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("fuse");
+	tcase_add_unchecked_fixture(tc, th_tmp_setup, th_tmp_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_fuse_honest_control);
+	tcase_add_test(tc, test_fuse_size_liar);
+	tcase_add_test(tc, test_fuse_endless_directory);
+	tcase_add_test(tc, test_fuse_long_name);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

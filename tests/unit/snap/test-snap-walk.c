@@ -5,6 +5,12 @@
  * it; a tree the walk hashed but the store lacks (a file removed from an
  * otherwise cached directory) must still be stored; and a snapshot must
  * leave access times alone.
+ *
+ * The limits on what a hostile tree can make nonod hold (budget.c): past
+ * max_entries or max_meta_bytes a snapshot fails naming the limit and the
+ * workspace, commits nothing (no snapshot row, the stat cache as it was),
+ * and a following snapshot with a higher limit works; under the limit
+ * (control) it works. A stat-cache shard never passes the db's blob limit.
  */
 #include <check.h>
 #include <errno.h>
@@ -18,6 +24,8 @@
 #include "helpers.h"
 #include "../check-run.h"
 #include "log.h"
+#include "db.h"
+#include "snap-int.h"
 
 static void snap_root(struct th_env *e, char root[SNAP_HEX_LEN + 1], char id[SNAP_ID_LEN + 1],
 		      uint64_t *read_files)
@@ -177,6 +185,173 @@ START_TEST(test_atime_untouched)
 }
 END_TEST
 
+/* ---- limits ---- */
+
+/* ndirs directories of per files: ndirs * (per + 1) entries. */
+static void flat_tree(const char *ws, const char *prefix, int ndirs, int per)
+{
+	char rel[128];
+
+	for (int i = 0; i < ndirs; i++) {
+		snprintf(rel, sizeof(rel), "%s%d", prefix, i);
+		th_mkdir(ws, rel, 0755);
+		for (int j = 0; j < per; j++) {
+			snprintf(rel, sizeof(rel), "%s%d/f%d", prefix, i, j);
+			th_writes(ws, rel, rel);
+		}
+	}
+}
+
+static size_t count_snapshots(struct th_env *e)
+{
+	struct snap_result r;
+	size_t n;
+
+	ck_assert_int_eq(snap_run(e->s, SNAP_OP_LIST, &e->p, &r), 0);
+	n = r.nsnaps;
+	snap_result_free(&r);
+	return n;
+}
+
+static void expect_limit(struct th_env *e, const char *limit)
+{
+	struct snap_result r;
+	int rc = snap_run(e->s, SNAP_OP_CREATE, &e->p, &r);
+
+	ck_assert_msg(rc == -E2BIG, "create: %d %s", rc, r.detail);
+	ck_assert_msg(strstr(r.detail, limit) != NULL && strstr(r.detail, e->ws) != NULL,
+		      "detail names neither the limit nor the workspace: %s", r.detail);
+	ck_assert_str_eq(r.field, "workspace");
+	ck_assert_int_eq(r.nsnaps, 0);
+	snap_result_free(&r);
+}
+
+static struct snap_stats create_ok(struct th_env *e)
+{
+	struct snap_result r;
+	struct snap_stats st;
+	int rc = snap_run(e->s, SNAP_OP_CREATE, &e->p, &r);
+
+	ck_assert_msg(rc == 0, "create: %d %s", rc, r.detail);
+	st = r.snaps[0].stats;
+	snap_result_free(&r);
+	return st;
+}
+
+START_TEST(test_limit_entries)
+{
+	struct th_env e;
+	struct snap_stats st;
+
+	th_env_open(&e, "lim-entries");
+	flat_tree(e.ws, "d", 4, 10); /* 44 entries */
+	/* Attack: one entry over the limit. */
+	e.p.max_entries = 43;
+	expect_limit(&e, "max_entries");
+	ck_assert_int_eq(count_snapshots(&e), 0);
+	/* Control: exactly at the limit. */
+	e.p.max_entries = 44;
+	sleep(1); /* ctimes behind the walk's start: cached */
+	st = create_ok(&e);
+	ck_assert_int_eq(st.files + st.dirs + st.others, 44);
+	/* The tree grows past the limit: that snapshot fails, the store keeps
+	 * its snapshot and its stat cache as they were... */
+	flat_tree(e.ws, "n", 1, 5);
+	sleep(1);
+	expect_limit(&e, "max_entries");
+	ck_assert_int_eq(count_snapshots(&e), 1);
+	/* ...so with a higher limit only the 5 new files are read. */
+	e.p.max_entries = 50;
+	st = create_ok(&e);
+	ck_assert_int_eq(st.files + st.dirs + st.others, 50);
+	ck_assert_int_eq(st.read_files, 5);
+	ck_assert_int_eq(count_snapshots(&e), 2);
+	th_env_close(&e);
+}
+END_TEST
+
+/* One directory of many long names: its listing alone passes the budget,
+ * and the walk stops there. */
+START_TEST(test_limit_memory)
+{
+	struct th_env e;
+	struct snap_result r;
+	char name[256];
+
+	th_env_open(&e, "lim-mem");
+	th_mkdir(e.ws, "big", 0755);
+	memset(name, 'n', sizeof(name));
+	for (int i = 0; i < 3000; i++) {
+		char rel[300];
+		snprintf(rel, sizeof(rel), "big/%05d%.200s", i, name);
+		th_writes(e.ws, rel, "x");
+	}
+	e.p.max_meta_bytes = 256 * 1024;
+	expect_limit(&e, "max_meta_bytes");
+	ck_assert_int_eq(count_snapshots(&e), 0);
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_VERIFY, &e.p, &r), 0);
+	ck_assert_int_eq(r.verify.snapshots, 0);
+	ck_assert_int_eq(r.verify.corrupt + r.verify.missing, 0);
+	snap_result_free(&r);
+	/* Control: the defaults hold it with room. */
+	e.p.max_meta_bytes = 0;
+	ck_assert_int_eq(create_ok(&e).files, 3000);
+	/* Diff to live walks with the same limits. */
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_LIST, &e.p, &r), 0);
+	char id[SNAP_ID_LEN + 1];
+	memcpy(id, r.snaps[0].id, sizeof(id));
+	snap_result_free(&r);
+	e.p.snapshot = id;
+	e.p.max_meta_bytes = 256 * 1024;
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_DIFF, &e.p, &r), -E2BIG);
+	snap_result_free(&r);
+	th_env_close(&e);
+}
+END_TEST
+
+/* A stat-cache shard never grows past what the db stores: files that do not
+ * fit are left out (read again next time), the rest load back intact. */
+START_TEST(test_statcache_shard_cap)
+{
+	enum { N = 200 };
+	struct statent add[N];
+	char paths[N][64];
+	struct statcache *c;
+	sqlite3 *db;
+	int64_t ws;
+	size_t hits = 0;
+
+	ck_assert_int_eq(db_open(":memory:", &db), 0);
+	ck_assert_int_eq(index_migrate(db), 0);
+	/* 200 entries of ~120 bytes in one shard (one directory): ~24 KB */
+	for (int i = 0; i < N; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "dir/file-%04d-padding-padding-padding", i);
+		add[i] = (struct statent){ .path = paths[i], .plen = strlen(paths[i]),
+					   .dev = 1, .ino = (uint64_t)i + 10, .size = 5,
+					   .mtime_ns = 7, .ctime_ns = 8 };
+		memset(add[i].hash, i, SNAP_HASH_LEN);
+	}
+	ck_assert_int_eq(index_workspace_id(db, "/ws", true, &ws), 0);
+	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 8192);
+	ck_assert_int_eq(statcache_load(db, ws, &c), 0);
+	ck_assert_int_eq(statcache_save(db, ws, c, add, N), 0); /* not -E2BIG: capped */
+	statcache_free(c);
+	ck_assert_int_eq(statcache_load(db, ws, &c), 0);
+	for (int i = 0; i < N; i++) {
+		struct statcursor cur = { .shard = -1 };
+		struct statent now = add[i];
+		if (statcache_match(c, &cur, &now)) {
+			ck_assert_int_eq(now.hash[0], (uint8_t)i);
+			hits++;
+		}
+	}
+	/* (8192 - 64 - 4) / 116 bytes per entry */
+	ck_assert_msg(hits > 50 && hits < N, "%zu entries cached", hits);
+	statcache_free(c);
+	db_close(db);
+}
+END_TEST
+
 static Suite *walk_suite(void)
 {
 	Suite *s = suite_create("snap-walk");
@@ -186,6 +361,9 @@ static Suite *walk_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_walk_hash_equal);
 	tcase_add_test(tc, test_atime_untouched);
+	tcase_add_test(tc, test_limit_entries);
+	tcase_add_test(tc, test_limit_memory);
+	tcase_add_test(tc, test_statcache_shard_cap);
 	suite_add_tcase(s, tc);
 	return s;
 }
