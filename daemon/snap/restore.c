@@ -16,7 +16,6 @@
  * Depth is no weapon: the safety snapshot records what is too deep to open
  * as unreadable, and removal walks any depth with one directory open.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rmtree.h"
 #include "snap-int.h"
 
 #define RREL_MAX (PATH_MAX * 2)
@@ -343,203 +343,37 @@ static int put_entry(struct rctx *c, int dfd, const struct tree_ent *e, const ch
 	return 0;
 }
 
-/* Directories left in place because they hold excluded entries. */
-struct rm_kept {
-	struct { dev_t dev; ino_t ino; } *v;
-	size_t n, cap;
-};
-
-static bool rm_is_kept(const struct rm_kept *k, const struct stat *st)
+/* rmtree_at's keep: excluded entries stay (see exclude.c). */
+static bool rm_excluded(void *arg, const char *path, const char *name)
 {
-	for (size_t i = 0; i < k->n; i++)
-		if (k->v[i].dev == st->st_dev && k->v[i].ino == st->st_ino)
-			return true;
-	return false;
+	const struct rctx *c = arg;
+
+	/* beyond what a path can name, no rule can match either */
+	return path != NULL && exclude_match(c->excludes, c->nexcludes, path, name);
 }
 
-static int rm_keep(struct rm_kept *k, dev_t dev, ino_t ino)
+static void rm_failed(void *arg, int err, const char *what, const char *path)
 {
-	if (k->n == k->cap) {
-		size_t nc = k->cap ? k->cap * 2 : 8;
-		void *nv = realloc(k->v, nc * sizeof(*k->v));
-		if (nv == NULL)
-			return -ENOMEM;
-		k->v = nv;
-		k->cap = nc;
-	}
-	k->v[k->n].dev = dev;
-	k->v[k->n].ino = ino;
-	k->n++;
-	return 0;
-}
-
-/* One directory being removed (remove_entry's stack). */
-struct rm_frame {
-	dev_t dev;
-	ino_t ino;
-	size_t rlen;   /* its path in c->rel; 0 with !named: too deep to name */
-	bool named;
-	char name[256];
-};
-
-/*
- * Clear the open directory fd down to its next subdirectory: files and
- * symlinks are unlinked, excluded entries kept. Returns 1 with that
- * subdirectory open in *child (O_NOFOLLOW) and its name in sub, 0 when
- * only kept entries are left, or a negative errno. f is fd's frame (its
- * path, for the exclusion rules); kept: subdirectories already emptied
- * but for excluded entries, skipped.
- */
-static int rm_scan(struct rctx *c, int fd, const struct rm_frame *f, const struct rm_kept *kept,
-		   char *sub, int *child)
-{
-	char buf[8192];
-	ssize_t got;
-
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return rfail(c, -errno, "seek");
-	while ((got = getdents64(fd, buf, sizeof(buf))) > 0) {
-		for (size_t off = 0; off < (size_t)got;) {
-			struct dirent64 *de = (struct dirent64 *)(buf + off);
-			const char *n = de->d_name;
-			size_t nlen = strlen(n);
-			struct stat st;
-
-			off += de->d_reclen;
-			if (n[0] == '.' && (nlen == 1 || (nlen == 2 && n[1] == '.')))
-				continue;
-			/* beyond what a path can name, no rule can match either */
-			if (f->named && rel_push(c, f->rlen, n, nlen) != 0) {
-				bool excluded = exclude_match(c->excludes, c->nexcludes, c->rel, n);
-				c->rel[f->rlen] = '\0';
-				if (excluded)
-					continue;
-			}
-			if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-				if (errno == ENOENT)
-					continue;
-				return rfail(c, -errno, "stat");
-			}
-			if (S_ISDIR(st.st_mode) && rm_is_kept(kept, &st))
-				continue; /* emptied already but for excluded entries */
-			if (S_ISDIR(st.st_mode)) {
-				*child = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-				if (*child >= 0) {
-					memcpy(sub, n, nlen + 1);
-					return 1;
-				}
-				if (errno == ENOENT)
-					continue;
-				if (errno != ELOOP && errno != ENOTDIR)
-					return rfail(c, -errno, "open");
-				/* swapped for a symlink or file meanwhile: unlink it */
-			}
-			if (unlinkat(fd, n, 0) < 0 && errno != ENOENT)
-				return rfail(c, -errno, "unlink");
-		}
-	}
-	return got < 0 ? rfail(c, -errno, "readdir") : 0;
-}
-
-/* Push the frame of the open directory fd, named sub in the frame below. */
-static int rm_push(struct rctx *c, struct rm_frame **stk, size_t *depth, size_t *cap, int fd,
-		   const char *sub, size_t rlen)
-{
-	struct rm_frame *f;
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return rfail(c, -errno, "stat");
-	if (*depth == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		struct rm_frame *ns = realloc(*stk, nc * sizeof(*ns));
-		if (ns == NULL)
-			return rfail(c, -ENOMEM, "remove");
-		*stk = ns;
-		*cap = nc;
-	}
-	f = &(*stk)[*depth];
-	*f = (struct rm_frame){ .dev = st.st_dev, .ino = st.st_ino };
-	snprintf(f->name, sizeof(f->name), "%s", sub);
-	if (*depth == 0) {
-		f->rlen = rlen;
-		f->named = true;
-	} else if ((*stk)[*depth - 1].named) {
-		f->rlen = rel_push(c, (*stk)[*depth - 1].rlen, sub, strlen(sub));
-		f->named = f->rlen != 0;
-	}
-	(*depth)++;
-	return 0;
+	(void)path; /* it is c->rel */
+	rfail(arg, err, what);
 }
 
 /*
  * Remove name in dfd (rlen: its path in c->rel) and everything below it
- * but excluded entries. Iterative, with one directory open at a time, so
- * an agent's tree of any depth can be removed (a recursion held a
- * descriptor per level and stopped where paths stop). Going back up opens
- * ".." and checks it is the directory we came down from (dev, ino): a
+ * but excluded entries, and the directories that lead to them. The shared
+ * remover (rmtree.h) walks any depth with one directory open, never
+ * follows a symlink, and checks ".." by (dev, ino) on the way up: a
  * directory moved meanwhile fails the restore instead of leading the
  * removal outside the workspace.
  */
 static int remove_entry(struct rctx *c, int dfd, const char *name, size_t rlen)
 {
-	struct rm_frame *stk = NULL;
-	struct rm_kept kept = { 0 };
-	size_t depth = 0, cap = 0;
-	char sub[256];
-	struct stat st;
-	int fd, child = -1, rc;
+	struct rmtree_opts o = {
+		.keep = rm_excluded, .fail = rm_failed, .arg = c,
+		.path = c->rel, .path_size = sizeof(c->rel), .path_len = rlen,
+	};
 
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : rfail(c, -errno, "stat");
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? rfail(c, -errno, "unlink") : 0;
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ELOOP || errno == ENOTDIR) /* swapped for a symlink: unlink the link */
-			return unlinkat(dfd, name, 0) < 0 ? rfail(c, -errno, "unlink") : 0;
-		return rfail(c, -errno, "open");
-	}
-	rc = rm_push(c, &stk, &depth, &cap, fd, name, rlen);
-	while (rc == 0) {
-		const struct rm_frame *f = &stk[depth - 1];
-
-		rc = rm_scan(c, fd, f, &kept, sub, &child);
-		if (rc == 1) { /* down */
-			close(fd);
-			fd = child;
-			rc = rm_push(c, &stk, &depth, &cap, fd, sub, 0);
-			continue;
-		}
-		if (rc < 0 || --depth == 0)
-			break;
-		/* up: this directory holds only kept entries now */
-		int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		close(fd);
-		fd = up;
-		f = &stk[depth - 1];
-		if (f->named)
-			c->rel[f->rlen] = '\0';
-		if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
-			rc = rfail(c, fd < 0 ? -errno : -EXDEV, "moved while being removed:");
-			break;
-		}
-		if (unlinkat(fd, stk[depth].name, AT_REMOVEDIR) == 0 || errno == ENOENT)
-			continue;
-		if (errno != ENOTEMPTY)
-			rc = rfail(c, -errno, "rmdir");
-		else if (rm_keep(&kept, stk[depth].dev, stk[depth].ino) < 0)
-			rc = rfail(c, -ENOMEM, "remove");
-	}
-	if (fd >= 0)
-		close(fd);
-	free(stk);
-	free(kept.v);
-	c->rel[rlen] = '\0';
-	if (rc == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOTEMPTY &&
-	    errno != ENOENT)
-		rc = rfail(c, -errno, "rmdir");
-	return rc;
+	return rmtree_at(dfd, name, &o);
 }
 
 static int restore_dir(struct rctx *c, int dfd, size_t rlen, const uint8_t *tgt,
@@ -744,6 +578,8 @@ int snap_restore_run(struct snap_repo *r, const struct snap_creds *cr,
 	co.nexcludes = target.nexcludes;
 	co.allow_unreadable = true; /* such files differ from the target and get rewritten */
 	co.commit = true;
+	co.max_entries = p->max_entries; /* the safety snapshot is bounded like any other */
+	co.max_meta_bytes = p->max_meta_bytes;
 	rc = snap_create_run(r, cr, &co, ctl, res, &safety);
 	if (rc < 0)
 		goto out;

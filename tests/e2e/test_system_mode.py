@@ -378,15 +378,13 @@ out['final'] = final
             self.assertFalse(os.path.exists(f"/tmp/nono-{sid}"), sid)
             self.assertNotIn(f"{sid}: rmdir", log)
 
-    @unittest.expectedFailure
     def test_mount_in_tmpdir_at_session_end(self):
-        """KNOWN BUG (the fix belongs in daemon/rmtree.c, not here): the
-        user owns their session's TMPDIR, so they can mount a FUSE file
-        system in it from outside the sandbox; when the session ends, nonod
-        removes the TMPDIR on its event loop, rmtree opens the mount point
-        and waits on the server forever: nonod stops answering everyone.
-        rmtree must never cross a mount (openat2 RESOLVE_NO_XDEV for every
-        descent). Remove expectedFailure once it does."""
+        """The user owns their session's TMPDIR, so they can mount a FUSE
+        file system in it from outside the sandbox. When the session ends
+        nonod removes the TMPDIR on its event loop: rmtree opens entries
+        with RESOLVE_NO_XDEV before any stat, so it stops at the mount
+        point without asking the server anything (a stat or plain open
+        there waited on it forever, and nonod stopped answering)."""
         s = as_user(self, self.d, self.a, f"""
 out['s'] = c.call("session.create", {{"argv": ["sleep", "2"], "cwd": {self.ws!r},
                                       "environ": PATH_ENV}})
