@@ -456,6 +456,8 @@ static int m_restore(struct rpc_call *call, struct json_object **result, struct 
 	(void)result;
 	if (rc < 0)
 		return rc;
+	p.max_entries = nonod->cfg->snapshot_max_entries; /* its safety snapshot */
+	p.max_meta_bytes = nonod->cfg->snapshot_max_memory;
 	p.snapshot = params_str(call->params, "snapshot", NULL);
 	paths = str_vec(params_get(call->params, "paths"), &p.npaths);
 	if (paths == NULL)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "session-snapshot.h"
@@ -149,6 +150,8 @@ int session_snap_take(struct session_snap *ss, bool at_start, const char *argv0,
 		.owner = ss->owner, .group = ss->group, .workspace = ss->workspace,
 		.label = label, .excludes = (const char *const *)ss->excludes,
 		.nexcludes = ss->nexcludes, .keep_last = -1, .keep_within = -1,
+		.max_entries = nonod->cfg->snapshot_max_entries,
+		.max_meta_bytes = nonod->cfg->snapshot_max_memory,
 	};
 	struct snap_wait *w = calloc(1, sizeof(*w));
 	int rc;
