@@ -5,6 +5,8 @@
 # proxy adding the same header, and mitmdump with a header-setting addon.
 # Also: new-connection (handshake-bound) rates and 1 GiB tunnel throughput
 # (direct vs through a blind tunnel, same source and sink, same run).
+# nono runs with its default loop threads (one per CPU) and, for the
+# ratio the threads buy, with one.
 #
 # Usage: bench/proxy/run.sh PATH/TO/proxy-testd [SECONDS] [CONNS]
 # Needs: nginx, openssl, curl, python3, cc; mitmdump optional.
@@ -100,11 +102,18 @@ cat > cfg.json <<CONF
    "allow": [["api.test", 443], ["tunnel.test", 443], ["raw.test", 9]],
    "inject": [["api.test", "Authorization", "Bearer \${secret:bench}"]]}]}
 CONF
+# the same proxy with one loop thread, for the ratio the threads buy
+sed 's/^{/{"loops": 1, /; s/proxy-ca.pem/proxy-ca1.pem/' cfg.json > cfg1.json
+"$testd" cfg1.json > testd1.out 2> testd1.err &
+TESTD1_PID=$!
+pids="$pids $TESTD1_PID"
 "$testd" cfg.json > testd.out 2> testd.err &
 pids="$pids $!"
-for i in $(seq 50); do [ -s testd.out ] && break; sleep 0.1; done
+for i in $(seq 50); do [ -s testd.out ] && [ -s testd1.out ] && break; sleep 0.1; done
 PP=$(cat testd.out)
+PP1=$(cat testd1.out)
 cat ca.pem proxy-ca.pem > bundle.pem
+cat ca.pem proxy-ca1.pem > bundle1.pem
 
 have_mitm=0
 if command -v mitmdump >/dev/null; then
@@ -147,6 +156,8 @@ PROCS=$TESTD_PID
 printf '%-28s ' "nono proxy (MITM+inject):";   measure -P 443 -x "$PP" -t "$TOKEN" -a bundle.pem
 PROCS=$RP_WORKERS
 printf '%-28s ' "nginx reverse proxy:";        measure -P "$RP" -a ca.pem
+PROCS=$TESTD1_PID
+printf '%-28s ' "nono proxy, 1 loop thread:";  measure -P 443 -x "$PP1" -t "$TOKEN" -a bundle1.pem
 PROCS=${MITM_PID:-}
 [ $have_mitm = 1 ] && { printf '%-28s ' "mitmdump (addon):"; measure -P 443 -C "127.0.0.1:$UP" -x "$MITM" -t "$TOKEN" -a mitm-bundle.pem; }
 
@@ -156,6 +167,8 @@ PROCS=$TESTD_PID
 printf '%-28s ' "nono proxy (MITM+inject):";   measure -n -P 443 -x "$PP" -t "$TOKEN" -a bundle.pem
 PROCS=$RP_WORKERS
 printf '%-28s ' "nginx reverse proxy:";        measure -n -P "$RP" -a ca.pem
+PROCS=$TESTD1_PID
+printf '%-28s ' "nono proxy, 1 loop thread:";  measure -n -P 443 -x "$PP1" -t "$TOKEN" -a bundle1.pem
 PROCS=${MITM_PID:-}
 [ $have_mitm = 1 ] && { printf '%-28s ' "mitmdump (addon):"; measure -n -P 443 -C "127.0.0.1:$UP" -x "$MITM" -t "$TOKEN" -a mitm-bundle.pem; }
 
