@@ -22,6 +22,7 @@
 #include "snap.h"
 #include "db.h"
 #include "log.h"
+#include "rmtree.h"
 #include "notify.h"
 #include "probe.h"
 #include "server.h"
@@ -442,6 +443,7 @@ void nonod_fini(void)
 	notify_watchdog_stop();
 	server_close();
 	sessions_fini();
+	rmtree_async_drain(30000); /* the sessions' TMPDIRs, bounded */
 	proxy_free(nonod->proxy);
 	nonod->proxy = NULL;
 	snap_store_free(nonod->snap);

@@ -79,4 +79,15 @@ int rmtree_at(int dfd, const char *name, const struct rmtree_opts *opts);
  */
 int rmtree(const char *path);
 
+/*
+ * rmtree(path) on a background thread (rmtree-async.c), in the order asked,
+ * so a huge tree never holds the caller's event loop. path is copied.
+ * Returns 0 once queued; when no thread can be had, removes it here and
+ * returns what rmtree returned.
+ */
+int rmtree_async(const char *path);
+/* At exit: wait up to timeout_ms for queued removals, then stop the thread
+ * (what is still queued then stays on disk, and is logged). */
+void rmtree_async_drain(unsigned int timeout_ms);
+
 #endif

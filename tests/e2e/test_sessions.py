@@ -82,7 +82,10 @@ class SessionTest(unittest.TestCase):
         final, out, _ = run(self.c, ["sh", "-c", "echo data > $TMPDIR/f && echo $TMPDIR"], self.ws)
         self.assertEqual(exit_code(final), 0)
         tmp = out.decode().strip()
-        self.assertFalse(os.path.exists(tmp), "the session TMPDIR must go with the session")
+        deadline = time.monotonic() + 60  # removed off the loop, right after the exit
+        while os.path.lexists(tmp) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertFalse(os.path.lexists(tmp), "the session TMPDIR must go with the session")
 
     def test_host_tmp_is_not_exposed(self):
         marker = f"/tmp/nono-e2e-marker-{os.getpid()}"

@@ -49,6 +49,10 @@ os.chmod("locked", 0)
 print(t)
 """
 
+WIDE = ("import os; t = os.environ['TMPDIR']\n"
+        "for i in range(20000): os.mkdir(f'{t}/d{i}')\n"
+        "print(t)")
+
 CONTROL = "import os; open(os.environ['TMPDIR'] + '/f', 'w').write('x'); print(os.environ['TMPDIR'])"
 
 
@@ -127,6 +131,19 @@ class RootTmpdirTest(Checks, unittest.TestCase):
 
     def setUp(self):
         self.c = self.d.client()
+
+    def test_a_big_tmpdir_does_not_hold_the_loop(self):
+        """20,000 directories take seconds to delete (about 20 s on this
+        disk); nonod removes them on a thread of its own, so it answers
+        while the TMPDIR is still being emptied. On the old code the loop
+        did the removal first, and the TMPDIR was gone by the answer."""
+        code, out, err = self.session(["python3", "-c", WIDE])
+        self.assertEqual(code, 0, err)
+        tmp = out.decode().strip()
+        self.assertTrue(tmp.startswith("/tmp/nono-"), tmp)
+        self.c.call("daemon.status")  # answered while the removal runs
+        self.assertTrue(os.path.lexists(tmp), "removed before nonod answered")
+        self.assertTrue(wait_gone(tmp, self.c), f"{tmp} left behind")
 
     def tearDown(self):
         self.c.close()
