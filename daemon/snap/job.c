@@ -19,6 +19,9 @@
 #include "log.h"
 #include "snap-int.h"
 
+/* snap_store_free waits this long for running jobs. */
+#define SNAP_STOP_WAIT_S 10
+
 #define PROGRESS_INTERVAL_NS 250000000LL
 
 struct snap_job {
@@ -481,19 +484,32 @@ fail:
 
 void snap_store_free(struct snap_store *s)
 {
+	struct timespec until;
+	bool abandoned = false;
+
 	if (s == NULL)
 		return;
 	/* A create gives up at its next chunk (nothing of it is committed);
 	 * the others cannot stop mid-write safely. Wait for them all, then
 	 * hand each its result as the loop would have, so whoever started it
-	 * frees what it holds for it. */
+	 * frees what it holds for it. But not forever: a job reading a file
+	 * system that never answers (a user's FUSE mount in a workspace) is
+	 * stuck in the kernel, and would hold nonod's exit with it. Such a job
+	 * is abandoned to the process exit, with the store it uses. */
 	atomic_store(&s->closing, true);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SNAP_STOP_WAIT_S;
 	for (struct snap_job *j = s->jobs, *nx; j != NULL; j = nx) {
-		struct snap_result *res = malloc(sizeof(*res));
+		struct snap_result *res;
 
 		nx = j->next;
-		pthread_join(j->th, NULL);
-		if (res != NULL) {
+		if (pthread_timedjoin_np(j->th, NULL, &until) != 0) {
+			log_warnx("snapshot store %s: a job is still running after %d s (its files do "
+				  "not answer): abandoned at exit", s->root, SNAP_STOP_WAIT_S);
+			abandoned = true;
+			continue;
+		}
+		if ((res = malloc(sizeof(*res))) != NULL) {
 			*res = j->res;
 			memset(&j->res, 0, sizeof(j->res));
 		}
@@ -503,6 +519,8 @@ void snap_store_free(struct snap_store *s)
 	s->jobs = NULL;
 	if (s->ev != NULL)
 		event_free(s->ev);
+	if (abandoned)
+		return; /* the job still uses s, its mutex and its pipe */
 	if (s->pipefd[0] >= 0)
 		close(s->pipefd[0]);
 	if (s->pipefd[1] >= 0)

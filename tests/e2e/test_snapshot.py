@@ -21,6 +21,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import nonotest
@@ -485,6 +486,86 @@ HOSTILE = {
 PROGRESS = [{"op": "create\x1b[2J", "files_done": -1, "files_total": -(2 ** 63),
              "bytes_done": 2 ** 63 - 1, "bytes_total": 1},
             {"op": 5, "bytes_done": -7, "bytes_total": -(2 ** 63)}, {}]
+
+
+class HungFilesystemTest(unittest.TestCase):
+    """A workspace holding a FUSE mount whose server never answers (not even
+    FUSE_INIT): the snapshot job reading it is stuck in the kernel for
+    good. nonod must still exit on SIGTERM, abandoning that job (it used to
+    wait for it forever). Control: the same daemon stops at once without it."""
+
+    def setUp(self):
+        # Sanitizer builds: LeakSanitizer stops every thread with ptrace at
+        # exit, and a thread waiting on the FUSE server cannot stop, so the
+        # leak check would wait forever (a release nonod exits: exit_group
+        # ends such threads).
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        self.d = Daemon(env={"ASAN_OPTIONS": asan})
+        self.addCleanup(self.d.close)
+        c = self.d.client(hello=False)
+        if "snapshots" not in c.hello()["features"]:
+            self.skipTest("the daemon has no snapshot store")
+        c.close()
+        self.ws = tempfile.mkdtemp(prefix="ws-", dir=self.d.dir)
+        self.fuse_fd = None
+
+    def hang(self, mnt):
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+        except OSError as e:
+            self.skipTest(f"no /dev/fuse: {e}")
+        opts = f"fd={fd},rootmode=40000,user_id={os.getuid()},group_id={os.getgid()}".encode()
+        if libc.mount(b"nono-e2e-hang", mnt.encode(), b"fuse", 2 | 4, opts) != 0:
+            e = ctypes.get_errno()
+            os.close(fd)
+            self.skipTest(f"cannot mount a FUSE file system: {os.strerror(e)}")
+        self.fuse_fd = fd
+
+        def unhang():  # closing the device aborts the connection; then unmount
+            os.close(fd)
+            libc.umount2(mnt.encode(), 2)  # MNT_DETACH
+        self.addCleanup(unhang)
+
+    def stuck_on_fuse(self):
+        """Whether a thread of nonod waits on the FUSE server."""
+        for t in os.listdir(f"/proc/{self.d.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.d.proc.pid}/task/{t}/wchan") as f:
+                    w = f.read()
+                if "fuse" in w or "request_wait_answer" in w:
+                    return True
+            except OSError:
+                pass
+        return False
+
+    def test_stop_with_a_snapshot_stuck_on_a_hung_filesystem(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting FUSE needs root")
+        with open(os.path.join(self.ws, "f"), "w") as f:
+            f.write("x")
+        mnt = os.path.join(self.ws, "m")
+        os.mkdir(mnt)
+        self.hang(mnt)
+        c = self.d.client(timeout=30)
+        c.send({"jsonrpc": "2.0", "id": 1, "method": "snapshot.create",
+                "params": {"workspace": self.ws}})
+        deadline = time.monotonic() + 30
+        while not self.stuck_on_fuse() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(self.stuck_on_fuse(), "the snapshot never reached the mount")
+        self.assertIn("pid", self.d.client().call("daemon.status"))  # the loop is free
+        rc = self.d.stop(timeout=60)
+        self.assertEqual(rc, 0, self.d.logtext()[-3000:])
+        self.assertIn("abandoned at exit", self.d.logtext())
+
+    def test_control_stop_without_a_stuck_job(self):
+        with open(os.path.join(self.ws, "f"), "w") as f:
+            f.write("x")
+        c = self.d.client(timeout=60)
+        call_collect(c, "snapshot.create", {"workspace": self.ws})
+        self.assertEqual(self.d.stop(timeout=60), 0, self.d.logtext()[-3000:])
+        self.assertNotIn("abandoned", self.d.logtext())
 
 
 class FakeDaemon:
