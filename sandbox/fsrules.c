@@ -70,14 +70,36 @@ static __u64 fs_handled_for_abi(int abi)
 }
 
 /* Adds a path-beneath rule for fd (an O_PATH fd); path only for messages. */
+/*
+ * The file type of name under dirfd ("" for dirfd itself), from the
+ * attributes the kernel holds (AT_STATX_DONT_SYNC): a carve-out walk meets
+ * every sibling of a denied path, and one may be another user's FUSE mount
+ * whose server never answers, where a plain stat waits for good (and holds
+ * a spawner thread). A file's type never changes, so cached is exact.
+ */
+static int fs_type(int dirfd, const char *name, mode_t *type)
+{
+	struct statx sx;
+	int fl = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC |
+		 (name[0] == '\0' ? AT_EMPTY_PATH : 0);
+
+	if (statx(dirfd, name, fl, STATX_TYPE, &sx) != 0)
+		return -errno;
+	if (!(sx.stx_mask & STATX_TYPE))
+		return -EIO;
+	*type = sx.stx_mode & S_IFMT;
+	return 0;
+}
+
 static int fs_add(struct fs_ctx *x, int fd, const char *path, __u64 access)
 {
 	struct sandbox_ll_path_beneath_attr pb;
-	struct stat st;
+	mode_t type;
+	int rc;
 
-	if (fstat(fd, &st) != 0)
-		return sandbox_err(x->errbuf, x->errlen, -errno, "fstat %s", path);
-	if (!S_ISDIR(st.st_mode))
+	if ((rc = fs_type(fd, "", &type)) < 0)
+		return sandbox_err(x->errbuf, x->errlen, rc, "stat %s", path);
+	if (type != S_IFDIR)
 		access &= LL_FILE;
 	access &= x->handled;
 	if (access == 0)
@@ -117,16 +139,15 @@ static int fs_split_entry(struct fs_ctx *x, int dirfd, const char *child, const 
 {
 	const char **sub;
 	size_t nsub = 0;
-	struct stat st;
+	mode_t type;
 	int fd, rc;
 
 	for (size_t i = 0; i < nd; i++)
 		if (strcmp(denies[i], child) == 0)
 			return 0;  /* the denied entry itself: no rule */
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return errno == ENOENT ? 0 : sandbox_err(x->errbuf, x->errlen, -errno,
-							  "stat %s", child);
-	if (S_ISLNK(st.st_mode))
+	if ((rc = fs_type(dirfd, name, &type)) < 0)
+		return rc == -ENOENT ? 0 : sandbox_err(x->errbuf, x->errlen, rc, "stat %s", child);
+	if (type == S_IFLNK)
 		return 0;
 	sub = calloc(nd, sizeof(*sub));
 	if (!sub)
@@ -137,7 +158,7 @@ static int fs_split_entry(struct fs_ctx *x, int dirfd, const char *child, const 
 	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		rc = errno == ENOENT ? 0 : sandbox_err(x->errbuf, x->errlen, -errno, "open %s", child);
-	} else if (nsub > 0 && S_ISDIR(st.st_mode)) {
+	} else if (nsub > 0 && type == S_IFDIR) {
 		rc = fs_split(x, fd, child, access, sub, nsub);
 		close(fd);
 	} else {

@@ -400,6 +400,27 @@ out['s'] = c.call("session.create", {{"argv": ["sleep", "2"], "cwd": {self.ws!r}
         root = self.d.client(timeout=5)
         self.assertEqual(root.call("daemon.status")["mode"], "system")
 
+    def test_carve_out_beside_a_hung_mount(self):
+        """Root's policy allows the directory that holds user a's hanging
+        mount, with a deny carved out of it: the compile walks every entry
+        there, the mount included. Its type comes from cached attributes
+        (statx AT_STATX_DONT_SYNC), so the walk never waits on a's server,
+        and root's session runs (a plain stat held root's start forever).
+        Control: the same policy before the mount hangs."""
+        parent = os.path.dirname(self.mnt)
+        with open(os.path.join(parent, "secret"), "w") as f:
+            f.write("denied")
+        pol = {"version": 1, "filesystem": {"read": ["$WORKSPACE", parent],
+                                            "deny": [os.path.join(parent, "secret")]}}
+        root = self.d.client(timeout=30)
+        argv = ["sh", "-c", f"cat {parent}/secret; ls {parent} >/dev/null && echo listed"]
+        final, out, _ = run(root, argv, self.ws, policy=pol)  # control
+        self.assertEqual(out, b"listed\n", final)
+        self.hang()
+        final, out, _ = run(root, argv, self.ws, policy=pol)
+        self.assertEqual(final["state"], "exited", final)
+        self.assertEqual(out, b"listed\n", final)  # the deny still holds
+
     def user_sends(self, body):
         """Run body as user a in the background (it may wait forever on
         the mount); killed at cleanup."""
