@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "rmtree.h"
 
@@ -110,13 +111,7 @@ void rmtree_async_drain(unsigned int timeout_ms)
 		pthread_mutex_unlock(&mu);
 		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = deadline_after(CLOCK_REALTIME, timeout_ms);
 	while ((head != NULL || busy) &&
 	       pthread_cond_timedwait(&idle, &mu, &until) != ETIMEDOUT)
 		;

@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "proxy-int.h"
 
@@ -271,10 +272,7 @@ proxy_audit_sync(struct proxy *p)
 		s->msgs[i].sync = s;
 		post(p->loops[i], &s->msgs[i]);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += AUDIT_SYNC_MS * 1000000L;
-	until.tv_sec += until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	until = deadline_after(CLOCK_MONOTONIC, AUDIT_SYNC_MS);
 	pthread_mutex_lock(&s->mu);
 	while (s->pending > 0)
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
