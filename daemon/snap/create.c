@@ -32,11 +32,6 @@
 #include "create-int.h"
 #include "log.h"
 
-static int64_t ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
 void create_fail(struct cctx *c, int err, const char *what, const char *rel)
 {
 	char p[600];
@@ -94,7 +89,8 @@ static int collect_queue(struct cctx *c, struct fdir *d)
 static bool same_stat(const struct stat *a, const struct stat *b)
 {
 	return a->st_size == b->st_size && a->st_ino == b->st_ino &&
-	       ts_ns(&a->st_mtim) == ts_ns(&b->st_mtim) && ts_ns(&a->st_ctim) == ts_ns(&b->st_ctim);
+	       snap_ts_ns(&a->st_mtim) == snap_ts_ns(&b->st_mtim) &&
+	       snap_ts_ns(&a->st_ctim) == snap_ts_ns(&b->st_ctim);
 }
 
 static ssize_t read_full(int fd, uint8_t *buf, size_t n)
@@ -308,8 +304,8 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 			continue;
 		e->te.size = (uint64_t)a.st_size;
 		e->te.mode = a.st_mode;
-		e->te.mtime_ns = ts_ns(&a.st_mtim);
-		e->ctime_ns = ts_ns(&a.st_ctim);
+		e->te.mtime_ns = snap_ts_ns(&a.st_mtim);
+		e->ctime_ns = snap_ts_ns(&a.st_ctim);
 		e->dev = a.st_dev;
 		return 0;
 	}
@@ -563,7 +559,7 @@ int snap_create_run(struct snap_repo *r, const struct snap_creds *cr,
 	c->rootfd = -1;
 	budget_init(c);
 	clock_gettime(CLOCK_REALTIME_COARSE, &coarse);
-	c->start_coarse = ts_ns(&coarse);
+	c->start_coarse = snap_ts_ns(&coarse);
 	if (index_workspace_id(r->db, o->workspace, false, &ws) < 0)
 		ws = -1;
 	if ((rc = statcache_load(r->db, ws, &c->cache)) < 0) {

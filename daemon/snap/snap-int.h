@@ -26,6 +26,8 @@ void snap_set_err(struct snap_result *r, int err, const char *fmt, ...)
 /* Printable rendering of a path for messages (control bytes escaped). */
 void snap_path_print(const char *path, char *out, size_t outlen);
 int64_t snap_now_ns(void);
+/* A timestamp in nanoseconds (stat times, as the stat cache keeps them). */
+int64_t snap_ts_ns(const struct timespec *t);
 /* Append "/name" (or "name" when len is 0) to the relative path buf[0..len);
  * returns the new length, or 0 when it would not fit in cap. */
 size_t snap_path_push(char *buf, size_t cap, size_t len, const char *name, size_t nlen);

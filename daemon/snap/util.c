@@ -68,12 +68,17 @@ void snap_path_print(const char *path, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+int64_t snap_ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
 int64_t snap_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return snap_ts_ns(&ts);
 }
 
 const char *snap_change_kind_name(enum snap_change_kind k)

@@ -54,11 +54,6 @@ struct walker {
 	_Alignas(8) char dents[DENTS_BUF];
 };
 
-static int64_t ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
 static uint8_t type_of(mode_t m)
 {
 	switch (m & S_IFMT) {
@@ -173,10 +168,10 @@ static int walk_entry(struct walker *w, int dfd, const char *name, size_t rlen, 
 		return -errno;
 	e->te.type = type_of(st.st_mode);
 	e->te.mode = st.st_mode;
-	e->te.mtime_ns = ts_ns(&st.st_mtim);
+	e->te.mtime_ns = snap_ts_ns(&st.st_mtim);
 	e->dev = st.st_dev;
 	e->ino = st.st_ino;
-	e->ctime_ns = ts_ns(&st.st_ctim);
+	e->ctime_ns = snap_ts_ns(&st.st_ctim);
 	switch (e->te.type) {
 	case TT_REG: {
 		struct statent now = {
