@@ -21,7 +21,7 @@ import unittest
 import nonotest
 from nonotest import Daemon
 from sessions import exit_code, run
-from users import as_user, ensure_group, ensure_user
+from users import SystemFixture, as_user
 
 DEPTH = 1000
 NAME = "d" * 8
@@ -153,17 +153,13 @@ class RootTmpdirTest(Checks, unittest.TestCase):
         return exit_code(final), out, err
 
 
-class UserTmpdirTest(Checks, unittest.TestCase):
+class UserTmpdirTest(Checks, SystemFixture):
     """The TMPDIR belongs to an unprivileged user; nonod (root) removes it."""
 
     @classmethod
     def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("system mode and a test user need root")
-        ensure_group("nono")
-        cls.user = ensure_user("nono-e2e-a", ["nono"])
-        cls.d = Daemon(mode="--system")
-        os.chmod(cls.d.dir, 0o755)
+        super().setUpClass()
+        cls.user = cls.a
         cls.base = cls.d.dir
         cls.ws = os.path.join(cls.d.dir, "ws-a")
         os.makedirs(cls.ws)
@@ -172,13 +168,15 @@ class UserTmpdirTest(Checks, unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         if hasattr(cls, "d"):
-            close_daemon(cls.d)
+            close_daemon(cls.d)  # also fails on sanitizer reports
 
     def setUp(self):
+        super().setUp()
         self.c = self.d.client()
 
     def tearDown(self):
         self.c.close()
+        super().tearDown()
 
     def session(self, argv):
         out = as_user(self, self.d, self.user, f"""
