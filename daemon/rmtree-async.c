@@ -2,7 +2,8 @@
  * rmtree() on a thread of its own, for the event loop: a session can leave
  * a tree in its TMPDIR that takes many seconds to delete (20,000 empty
  * directories take ~20 s on an ext4 that discards on unlink), and the loop
- * answers every user meanwhile. One thread, removing in the order asked.
+ * answers every user meanwhile. One thread, removing in the order asked,
+ * each tree with its owner's rights (rmtree_as).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +19,8 @@
 
 struct rm_job {
 	struct rm_job *next;
+	uid_t uid;      /* the tree's owner: removed with their rights */
+	gid_t gid;
 	char path[];
 };
 
@@ -46,7 +49,7 @@ static void *remover(void *arg)
 			tail = &head;
 		busy = true;
 		pthread_mutex_unlock(&mu);
-		if ((rc = rmtree(j->path)) < 0) {
+		if ((rc = rmtree_as(j->path, j->uid, j->gid)) < 0) {
 			errno = -rc;
 			log_warn("remove %s", j->path);
 		}
@@ -75,7 +78,7 @@ static int start(void)
 	return -e;
 }
 
-int rmtree_async(const char *path)
+int rmtree_async(const char *path, uid_t uid, gid_t gid)
 {
 	size_t len = strlen(path) + 1;
 	struct rm_job *j = malloc(sizeof(*j) + len);
@@ -83,6 +86,8 @@ int rmtree_async(const char *path)
 
 	if (j != NULL) {
 		j->next = NULL;
+		j->uid = uid;
+		j->gid = gid;
 		memcpy(j->path, path, len);
 		pthread_mutex_lock(&mu);
 		if (stopping || (!started && (rc = start()) < 0)) {
@@ -98,7 +103,7 @@ int rmtree_async(const char *path)
 		}
 	}
 	/* no thread: do it here rather than leave it behind */
-	return rc < 0 || j == NULL ? rmtree(path) : 0;
+	return rc < 0 || j == NULL ? rmtree_as(path, uid, gid) : 0;
 }
 
 void rmtree_async_drain(unsigned int timeout_ms)

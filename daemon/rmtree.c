@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 
 #include <linux/openat2.h>
 
+#include "fsid.h"
 #include "log.h"
 #include "rmtree.h"
 
@@ -207,12 +209,60 @@ static int rt_open_dir(int fd, const char *n, bool xdev)
 	return r;
 }
 
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+/*
+ * opts.unlock: make entry n of fd 0700 if it is a directory, found without
+ * following a symlink or (xdev) entering a mount. Through an O_PATH
+ * descriptor, so the mode changed is that of the directory looked at, not
+ * of whatever the name points to by then. The kernel refuses (EPERM) a
+ * directory the thread's fsuid does not own. Returns 0 or -1.
+ */
+static int rt_unlock(int fd, const char *n, bool xdev)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   (xdev ? RESOLVE_NO_XDEV : 0),
+	};
+	int p = (int)syscall(SYS_openat2, fd, n, &how, sizeof(how)), rc = -1;
+	struct stat st;
+
+	if (p < 0)
+		return -1;
+	if (fstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+		rc = (int)syscall(SYS_fchmodat2, p, "", S_IRWXU, AT_EMPTY_PATH);
+		if (rc < 0 && errno == ENOSYS) { /* before Linux 6.6 */
+			char proc[32];
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p);
+			rc = chmod(proc, S_IRWXU);
+		}
+	}
+	close(p);
+	return rc < 0 ? -1 : 0;
+}
+
+/* opts.unlock, after an EACCES in the directory fd being emptied: give it
+ * search and write permission. false (errno kept) when not done. */
+static bool rt_unlock_fd(const struct rt *t, int fd)
+{
+	if (!t->o->unlock || errno != EACCES)
+		return false;
+	if (fchmod(fd, S_IRWXU) == 0)
+		return true;
+	errno = EACCES;
+	return false;
+}
+
 static int rt_entry(struct rt *t, int fd, const struct rt_frame *f, const char *n,
 		    char *sub, int *child)
 {
 	const struct rmtree_opts *o = t->o;
 	size_t nlen = strlen(n);
 	struct stat st;
+	int r;
 
 	if (o->keep != NULL) {
 		bool kept;
@@ -226,6 +276,12 @@ static int rt_entry(struct rt *t, int fd, const struct rt_frame *f, const char *
 	if (nlen > NAME_MAX)
 		return rt_fail(t, -ENAMETOOLONG, "name too long in");
 	*child = rt_open_dir(fd, n, o->xdev);
+	if (*child < 0 && errno == EACCES && o->unlock) {
+		/* fd may lack search permission, n read permission: once */
+		(void)!fchmod(fd, S_IRWXU);
+		(void)rt_unlock(fd, n, o->xdev);
+		*child = rt_open_dir(fd, n, o->xdev);
+	}
 	if (*child >= 0) {
 		if (fstat(*child, &st) < 0) {
 			int e = -errno;
@@ -255,7 +311,10 @@ static int rt_entry(struct rt *t, int fd, const struct rt_frame *f, const char *
 	if (errno != ELOOP && errno != ENOTDIR)
 		return rt_fail(t, -errno, "open");
 	/* not a directory (or swapped for a symlink or a file meanwhile): unlink it */
-	if (unlinkat(fd, n, 0) < 0 && errno != ENOENT)
+	r = unlinkat(fd, n, 0);
+	if (r < 0 && rt_unlock_fd(t, fd))
+		r = unlinkat(fd, n, 0);
+	if (r < 0 && errno != ENOENT)
 		return rt_fail(t, -errno, "unlink");
 	return 0;
 }
@@ -315,6 +374,7 @@ static int rt_up(struct rt *t, int *fd)
 	const char *name = t->names + f->name;
 	struct stat st;
 	int up = openat(*fd, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), e = errno, rc = 0;
+	int r;
 
 	close(*fd);
 	*fd = up;
@@ -323,7 +383,9 @@ static int rt_up(struct rt *t, int *fd)
 		o->path[p->plen] = '\0';
 	if (up < 0 || fstat(up, &st) < 0 || st.st_dev != p->dev || st.st_ino != p->ino)
 		return rt_report(t, up < 0 ? -e : -EXDEV, "moved while being removed:");
-	if (unlinkat(up, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+	if ((r = unlinkat(up, name, AT_REMOVEDIR)) < 0 && rt_unlock_fd(t, up))
+		r = unlinkat(up, name, AT_REMOVEDIR);
+	if (r < 0 && errno != ENOENT) {
 		/* with a keep callback, ENOTEMPTY is what holding kept entries looks like */
 		if (errno != ENOTEMPTY || o->keep == NULL)
 			rc = rt_fail(t, -errno, "rmdir");
@@ -345,6 +407,8 @@ int rmtree_at(int dfd, const char *name, const struct rmtree_opts *opts)
 	if (name[0] == '\0' || strchr(name, '/') != NULL) /* a path could cross symlinks */
 		return rt_report(&t, -EINVAL, "name");
 	fd = rt_open_dir(dfd, name, o->xdev);
+	if (fd < 0 && errno == EACCES && o->unlock && rt_unlock(dfd, name, o->xdev) == 0)
+		fd = rt_open_dir(dfd, name, o->xdev);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -395,11 +459,11 @@ static void rmtree_log_first(void *arg, int err, const char *what, const char *p
 	log_msg(LOG_LEVEL_WARN, false, "rmtree", "%s: %s <entry>: %s", l->path, what, strerror(-err));
 }
 
-int rmtree(const char *path)
+static int rmtree_path(const char *path, bool unlock)
 {
 	struct rmtree_log l = { .path = path };
 	struct rmtree_opts o = { .fail = rmtree_log_first, .arg = &l, .keep_going = true,
-				 .xdev = true };
+				 .xdev = true, .unlock = unlock };
 	size_t len = strlen(path);
 	char *copy, *slash;
 	const char *base = NULL, *dir = NULL;
@@ -430,5 +494,45 @@ int rmtree(const char *path)
 	if (pfd >= 0)
 		close(pfd);
 	free(copy);
+	return rc;
+}
+
+int rmtree(const char *path)
+{
+	return rmtree_path(path, false);
+}
+
+int rmtree_as(const char *path, uid_t uid, gid_t gid)
+{
+	struct fsid_saved old;
+	gid_t *groups = NULL;
+	long ng;
+	int rc;
+
+	if (uid == 0) /* root needs no unlocking */
+		return rmtree_path(path, false);
+	if (geteuid() != 0) /* a user's own daemon: already the owner */
+		return rmtree_path(path, true);
+	/* The owner's rights, and not those of the daemon's supplementary
+	 * groups: set for this thread only (raw syscall; glibc's setgroups()
+	 * would change every thread), and put back after. */
+	if ((ng = syscall(SYS_getgroups, 0, NULL)) < 0)
+		return -errno;
+	if (ng > 0 && ((groups = calloc((size_t)ng, sizeof(*groups))) == NULL ||
+		       syscall(SYS_getgroups, ng, groups) != ng)) {
+		free(groups);
+		return -ENOMEM;
+	}
+	if (syscall(SYS_setgroups, 0, NULL) < 0) {
+		rc = -errno;
+	} else {
+		if ((rc = fsid_enter(uid, gid, &old)) == 0) {
+			rc = rmtree_path(path, true);
+			fsid_leave(&old);
+		}
+		if (syscall(SYS_setgroups, (size_t)ng, groups) < 0)
+			log_warn("rmtree: cannot restore the thread's groups");
+	}
+	free(groups);
 	return rc;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Optional behaviour of rmtree_at; zero-initialised = remove everything,
  * stop at the first failure, report nothing but the return value. */
@@ -44,6 +45,11 @@ struct rmtree_opts {
 	/* Stay on the root's filesystem: a directory on another one (a mount
 	 * point, a btrfs subvolume) is neither entered nor removed; -EXDEV. */
 	bool xdev;
+	/* A directory whose mode stops its removal (no read, search or write
+	 * permission: EACCES) is made 0700 and tried again, once. Meant for a
+	 * thread running with the tree owner's fsuid (rmtree_as), for which the
+	 * kernel lets chmod change only that owner's directories. */
+	bool unlock;
 };
 
 /*
@@ -80,12 +86,23 @@ int rmtree_at(int dfd, const char *name, const struct rmtree_opts *opts);
 int rmtree(const char *path);
 
 /*
- * rmtree(path) on a background thread (rmtree-async.c), in the order asked,
- * so a huge tree never holds the caller's event loop. path is copied.
- * Returns 0 once queued; when no thread can be had, removes it here and
- * returns what rmtree returned.
+ * rmtree(path) with the rights of the tree's owner, uid/gid: the calling
+ * thread takes that fsuid and fsgid and no supplementary groups for the
+ * call (fsid.h), and unlocks the owner's directories (opts.unlock). What
+ * the owner could not remove stays: root's files that a user moved into
+ * their TMPDIR are not removed on the user's behalf. uid 0: plain
+ * rmtree; a daemon that is not root keeps its ids (its sessions run as
+ * itself) and unlocks. -EPERM when the switch does not take.
  */
-int rmtree_async(const char *path);
+int rmtree_as(const char *path, uid_t uid, gid_t gid);
+
+/*
+ * rmtree_as(path, uid, gid) on a background thread (rmtree-async.c), in
+ * the order asked, so a huge tree never holds the caller's event loop.
+ * path is copied. Returns 0 once queued; when no thread can be had,
+ * removes it here and returns what rmtree_as returned.
+ */
+int rmtree_async(const char *path, uid_t uid, gid_t gid);
 /* At exit: wait up to timeout_ms for queued removals, then stop the thread
  * (what is still queued then stays on disk, and is logged). */
 void rmtree_async_drain(unsigned int timeout_ms);

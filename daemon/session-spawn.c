@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,6 +28,7 @@
 #include "config.h"
 #include "conn.h"
 #include "daemon.h"
+#include "fsid.h"
 #include "log.h"
 #include "policy.h"
 #include "probe.h"
@@ -535,17 +535,17 @@ static int spawn_creds(struct session *s, struct spawn_ctx *x, struct sandbox_sp
 static int spawn_compile_as(const struct session *s, const struct sandbox_spec *spec,
 			    struct sandbox_compiled **sc, char *why, size_t len)
 {
-	uid_t ouid;
-	gid_t ogid;
+	struct fsid_saved old;
 	int rc;
 
 	if (geteuid() != 0 || s->uid == 0)
 		return sandbox_compile(spec, sc, why, len);
-	ouid = (uid_t)setfsuid(s->uid);
-	ogid = (gid_t)setfsgid(s->gid);
+	if (fsid_enter(s->uid, s->gid, &old) < 0) {
+		snprintf(why, len, "cannot take uid %u's file identity", (unsigned)s->uid);
+		return -EPERM;
+	}
 	rc = sandbox_compile(spec, sc, why, len);
-	setfsuid(ouid);
-	setfsgid(ogid);
+	fsid_leave(&old);
 	return rc;
 }
 
@@ -566,13 +566,13 @@ static int spawn_check_dir(const char *path)
 
 static void spawn_check_dirs(struct spawn_job *job)
 {
-	uid_t ouid = 0;
-	gid_t ogid = 0;
+	struct fsid_saved old;
 	bool as_user = geteuid() == 0 && job->s->uid != 0;
 
-	if (as_user) {
-		ouid = (uid_t)setfsuid(job->s->uid);
-		ogid = (gid_t)setfsgid(job->s->gid);
+	if (as_user && fsid_enter(job->s->uid, job->s->gid, &old) < 0) {
+		job->dir_field = "cwd";
+		job->dir_rc = -EPERM;
+		return;
 	}
 	job->dir_field = "cwd";
 	job->dir_rc = job->s->cwd != NULL ? spawn_check_dir(job->s->cwd) : 0;
@@ -581,10 +581,8 @@ static void spawn_check_dirs(struct spawn_job *job)
 		job->dir_field = "workspace";
 		job->dir_rc = spawn_check_dir(job->s->workspace);
 	}
-	if (as_user) {
-		setfsuid(ouid);
-		setfsgid(ogid);
-	}
+	if (as_user)
+		fsid_leave(&old);
 }
 
 /* On the spawner thread, before the clone: the TMPDIR, the directory

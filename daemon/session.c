@@ -120,9 +120,10 @@ static void session_remove_tmpdir(struct session *s)
 	if (s->tmpdir == NULL)
 		return;
 	/* The tree is dead, but the user owns the directory and may race us from
-	 * outside: rmtree never follows a symlink. Off the loop: a session can
-	 * leave a tree that takes long to delete. */
-	if ((rc = rmtree_async(s->tmpdir)) < 0) {
+	 * outside: rmtree never follows a symlink, and removes with the user's
+	 * rights (what they moved in that they could not delete stays). Off the
+	 * loop: a session can leave a tree that takes long to delete. */
+	if ((rc = rmtree_async(s->tmpdir, s->uid, s->gid)) < 0) {
 		errno = -rc;
 		log_warn("session %s: remove %s", s->id, s->tmpdir);
 	}

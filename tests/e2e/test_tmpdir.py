@@ -9,12 +9,14 @@ with a newline. After the session ends the TMPDIR must be gone entirely and
 the canary untouched. The control: a session that leaves one file.
 
 Both as root (user-mode daemon) and as an unprivileged user (system-mode
-daemon: the TMPDIR belongs to the user, nonod removes it as root).
+daemon: the TMPDIR belongs to the user, and nonod removes it with the user's
+rights, so root's files the user moved in are not removed on their behalf).
 """
 import base64
 import os
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 
@@ -177,6 +179,57 @@ class UserTmpdirTest(Checks, SystemFixture):
     def tearDown(self):
         self.c.close()
         super().tearDown()
+
+    def test_root_files_moved_in_are_not_removed(self):
+        """Attack: something of root's that the user can rename into their
+        TMPDIR (here a root-owned sticky scratch directory with root's files,
+        placed by the test while the session runs). nonod removes the TMPDIR
+        with the user's rights, so what the user could not delete stays; the
+        user's own files go, a mode-000 directory of theirs too. Removing as
+        root (the previous code) deleted root's files."""
+        prog = ("import os, time; t = os.environ['TMPDIR']\n"
+                "os.makedirs(t + '/locked/in'); open(t + '/locked/in/f', 'w').close()\n"
+                "os.chmod(t + '/locked/in', 0); os.chmod(t + '/locked', 0)\n"
+                "open(t + '/ready', 'w').close()\n"
+                "while not os.path.exists(t + '/go'): time.sleep(0.02)\n"
+                "print(t)")
+        before = set(os.listdir("/tmp"))
+        box = {}
+        th = threading.Thread(target=lambda: box.update(r=self.session(["python3", "-c", prog])))
+        th.start()
+        tmp = None
+        deadline = time.monotonic() + 120
+        while tmp is None and th.is_alive() and time.monotonic() < deadline:
+            for n in set(os.listdir("/tmp")) - before:
+                p = os.path.join("/tmp", n)
+                if n.startswith("nono-") and os.path.exists(os.path.join(p, "ready")):
+                    tmp = p
+            time.sleep(0.02)
+        self.assertIsNotNone(tmp, "the session's TMPDIR did not appear")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        moved = os.path.join(tmp, "moved-in")
+        os.mkdir(moved)
+        os.chmod(moved, 0o1777)
+        os.mkdir(os.path.join(moved, "rootdir"))
+        for f in ("roots", "rootdir/f"):
+            with open(os.path.join(moved, f), "w") as fh:
+                fh.write("precious")
+        open(os.path.join(tmp, "go"), "w").close()
+        th.join(300)
+        code, out, err = box["r"]
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.decode().strip(), tmp)
+        self.c.call("session.list")
+        left = lambda: os.listdir(tmp) if os.path.isdir(tmp) else []
+        deadline = time.monotonic() + 120
+        while left() != ["moved-in"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(left(), ["moved-in"], "root's directory not left in place:\n" +
+                         self.d.logtext()[-2000:])
+        for f in ("roots", "rootdir/f"):
+            with open(os.path.join(moved, f)) as fh:
+                self.assertEqual(fh.read(), "precious", f)
+        self.assertEqual(os.stat(moved).st_mode & 0o7777, 0o1777)
 
     def session(self, argv):
         out = as_user(self, self.d, self.user, f"""

@@ -9,8 +9,10 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <grp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -21,9 +23,12 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "fsid.h"
 #include "log.h"
 #include "rmtree.h"
 #include "../check-run.h"
@@ -747,6 +752,146 @@ START_TEST(test_undeletable_entry)
 }
 END_TEST
 
+/* ---- rmtree_as: a TMPDIR is removed with its owner's rights ---- */
+
+#define OWNER 65534 /* nobody: the session's user */
+
+static int give_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return lchown(p, OWNER, OWNER);
+}
+
+/* Root only; top and base made like /tmp for the owner: top searchable,
+ * base sticky and world-writable (the TMPDIR's parent is /tmp). */
+static bool as_owner_setup(const char *name)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP %s: needs root (nonod switches to the owner's ids)\n", name);
+		return false;
+	}
+	ck_assert_int_eq(chmod(top, 0711), 0);
+	ck_assert_int_eq(chmod(base, 01777), 0);
+	return true;
+}
+
+/* The owner's own tree with every mode that stops a removal: none of it
+ * is left, because the owner may chmod their own directories. */
+static void owner_tree_make(void)
+{
+	mkd(P(0, "t"), 0755);
+	mkf(P(0, "t/f"), "x", 0);
+	mkd(P(0, "t/none"), 0755);
+	mkd(P(0, "t/none/inner"), 0755);
+	mkf(P(0, "t/none/inner/f"), "x", 0);
+	mkd(P(0, "t/ro"), 0755);
+	mkf(P(0, "t/ro/f"), "x", 0644);
+	mkd(P(0, "t/nosearch"), 0755);
+	mkf(P(0, "t/nosearch/f"), "x", 0644);
+	mkd(P(0, "t/wo"), 0755);
+	mkd(P(0, "t/wo/sub"), 0755);
+	mkf(P(0, "t/wo/sub/f"), "x", 0644);
+	ck_assert_int_eq(nftw(P(0, "t"), give_one, 16, FTW_PHYS), 0);
+	chmod(P(0, "t/none/inner"), 0);
+	chmod(P(0, "t/none"), 0);
+	chmod(P(0, "t/ro"), 0500);
+	chmod(P(0, "t/nosearch"), 0600);
+	chmod(P(0, "t/wo"), 0300);
+	chmod(P(0, "t"), 0);
+}
+
+START_TEST(test_as_owner_unlocks_own_dirs)
+{
+	struct fsid_saved old;
+
+	if (!as_owner_setup("test_as_owner_unlocks_own_dirs"))
+		return;
+	owner_tree_make();
+	/* control: with the owner's ids, a plain removal is stopped by the modes */
+	ck_assert_int_eq(fsid_enter(OWNER, OWNER, &old), 0);
+	ck_assert_int_eq(rmtree(P(0, "t")), -EACCES);
+	fsid_leave(&old);
+	ck_assert(exists(P(0, "t")));
+	ck_assert_int_eq(rmtree_as(P(0, "t"), OWNER, OWNER), 0);
+	ck_assert(!exists(P(0, "t")));
+	/* the thread is itself again */
+	ck_assert_int_eq(setfsuid((uid_t)-1), 0);
+	ck_assert_int_eq(setfsgid((gid_t)-1), 0);
+}
+END_TEST
+
+/* A user's own nonod (user mode) is the owner already: it unlocks too. */
+START_TEST(test_user_daemon_unlocks_own_dirs)
+{
+	pid_t p;
+	int st;
+
+	if (!as_owner_setup("test_user_daemon_unlocks_own_dirs"))
+		return;
+	owner_tree_make();
+	if ((p = fork()) == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(OWNER) < 0 || setuid(OWNER) < 0)
+			_exit(2);
+		_exit(rmtree_as(P(0, "t"), OWNER, OWNER) == 0 && !exists(P(0, "t")) ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(p, &st, 0), p);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	ck_assert(!exists(P(0, "t")));
+}
+END_TEST
+
+/* Attack: root-owned things in the owner's TMPDIR (a directory the user
+ * could rename in, one they could not even chmod, a symlink to a root-only
+ * directory). Removing as root would delete root's files on the user's
+ * behalf; as the owner, the kernel keeps them, and the unlock step cannot
+ * change a mode that is not the owner's. */
+START_TEST(test_as_owner_leaves_root_files)
+{
+	struct stat st;
+
+	if (!as_owner_setup("test_as_owner_leaves_root_files"))
+		return;
+	mkd(P(0, "rootonly"), 0700);
+	mkf(P(0, "rootonly/canary"), "precious", 0600);
+	owner_tree_make();
+	chmod(P(0, "t"), 0755);
+	mkd(P(0, "t/moved-in"), 01777); /* root's, like a shared scratch dir */
+	mkf(P(0, "t/moved-in/roots"), "precious", 0644);
+	mkd(P(0, "t/moved-in/rootdir"), 0755);
+	mkf(P(0, "t/moved-in/rootdir/f"), "precious", 0644);
+	mkd(P(0, "t/locked"), 0755);
+	mkf(P(0, "t/locked/f"), "precious", 0644);
+	chmod(P(0, "t/locked"), 0);
+	ck_assert_int_eq(symlink(P(1, "rootonly"), P(0, "t/link")), 0);
+	ck_assert_int_eq(lchown(P(0, "t/link"), OWNER, OWNER), 0);
+	chmod(P(0, "t"), 0);
+
+	ck_assert_int_lt(rmtree_as(P(0, "t"), OWNER, OWNER), 0);
+	ck_assert(exists(P(0, "t/moved-in/roots")));
+	ck_assert(exists(P(0, "t/moved-in/rootdir/f")));
+	ck_assert(exists(P(0, "t/locked/f")));
+	ck_assert_int_eq(lstat(P(0, "t/locked"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0);
+	ck_assert_int_eq(lstat(P(0, "t/moved-in"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 01777);
+	ck_assert_int_eq(lstat(P(0, "rootonly"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0700);
+	ck_assert(exists(P(0, "rootonly/canary")));
+	/* what was the owner's is gone */
+	ck_assert(!exists(P(0, "t/f")));
+	ck_assert(!exists(P(0, "t/none")));
+	ck_assert(!exists(P(0, "t/ro")));
+	ck_assert(!exists(P(0, "t/nosearch")));
+	ck_assert(!exists(P(0, "t/wo")));
+	ck_assert(!exists(P(0, "t/link")));
+	/* control: root's own removal takes everything */
+	ck_assert_int_eq(rmtree(P(0, "t")), 0);
+	ck_assert(!exists(P(0, "t")));
+}
+END_TEST
+
 static Suite *rmtree_suite(void)
 {
 	Suite *s = suite_create("rmtree");
@@ -775,6 +920,9 @@ static Suite *rmtree_suite(void)
 	tcase_add_test(tc, test_keep_wide);
 	tcase_add_test(tc, test_keep_beyond_path_buffer);
 	tcase_add_test(tc, test_undeletable_entry);
+	tcase_add_test(tc, test_as_owner_unlocks_own_dirs);
+	tcase_add_test(tc, test_user_daemon_unlocks_own_dirs);
+	tcase_add_test(tc, test_as_owner_leaves_root_files);
 	suite_add_tcase(s, tc);
 	return s;
 }
