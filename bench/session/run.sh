@@ -25,6 +25,13 @@ if [ -n "${NONO_BENCH_USER:-}" ]; then
 		setpriv --reuid="$NONO_BENCH_USER" --regid="$(id -g "$NONO_BENCH_USER")" --init-groups \
 		"$build/bench/session/session-bench" "$dir/nonod.sock" "$iters" "$secs"
 fi
+# The floor under the targets, same run: what the kernel enforcement alone
+# costs a start without any daemon (bench/sandbox/sandbox-cost.c).
+if [ -x "$build/bench/sandbox/nono-sandbox-cost" ]; then
+	echo
+	echo "floor: the sandbox library alone, no daemon (median us):"
+	"$build/bench/sandbox/nono-sandbox-cost" "$iters" | grep -E '^(fork\+exec|compile\+fork|\.\.\.)'
+fi
 # How the workers were started (a copy of nonod, or sharing its memory).
 echo
 echo "workers started: $(grep -c 'started pid' "$dir/nonod.log"), of which copies: $(grep 'started pid' "$dir/nonod.log" | grep -c '(copy)' || true)"

@@ -22,7 +22,8 @@ W=${BENCH_DIR:-/var/tmp/nono-snap-bench}
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$W/restic-cache"
 export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@b
 
-[ -x "$SB" ] || { echo "build $SB first (ninja -C $BUILD bench/snap/snapbench)" >&2; exit 1; }
+[ -x "$SB" ] && [ -x "$BUILD/bench/snap/statwalk" ] ||
+	{ echo "build first: ninja -C $BUILD bench/snap/snapbench bench/snap/statwalk" >&2; exit 1; }
 command -v restic >/dev/null || { echo "restic missing: apt-get install restic" >&2; exit 1; }
 
 cleanup() { rm -rf "$W"; }
@@ -71,6 +72,8 @@ R[nono_nochange]=$(t nono_create "$W/src" nochange)
 [ -n "$BASE_SB" ] && R[base_nochange]=$(t base_create "$W/src" nochange)
 R[git_nochange]=$(t git_commit "$W/src")
 R[restic_nochange]=$(t restic_backup "$W/src")
+# the floor under the 10-file targets: a getdents64 + fstatat walk, nothing else
+R[statwalk]=$("$BUILD/bench/snap/statwalk" "$W/src" 2 7 | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
 # 10 files changed
 touch10 "$W/src" 1
 R[nono_inc10]=$(t nono_create "$W/src" inc10)
@@ -154,6 +157,8 @@ printf "%-36s %9s %9s %9s %9s  in-library op %s ms (target <=50)\n" "snapshot af
 	"${R[nono_inc10]}" "${R[git_inc10]}" "${R[restic_inc10]}" - "${R[nono_inc10_op]}"
 printf "%-36s %9s %9s %9s %9s  in-library op %s ms (target <=50); restic: full restore to an empty dir\n" \
 	"restore after 10 files changed" "${R[nono_restore]}" "${R[git_restore]}" "${R[restic_restore]}" - "${R[nono_restore_op]}"
+printf "%-36s %9s %9s %9s %9s  getdents64+fstatat only, 2 threads (bench/snap/statwalk.c)\n" \
+	"floor: stat walk of the 30k tree" "${R[statwalk]}" - - -
 printf "%-36s %9s %9s %9s %9s\n" "first snapshot, 100k small files" "${R[nono_many_first]}" "${R[git_many_first]}" "${R[restic_many_first]}" -
 printf "%-36s %9s %9s %9s %9s  in-library op %s ms (target <=300)\n" "no-change snapshot, 100k files" \
 	"${R[nono_many_nochange]}" "${R[git_many_nochange]}" "${R[restic_many_nochange]}" - "${R[nono_many_nochange_op]}"
