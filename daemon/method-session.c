@@ -16,6 +16,7 @@
 #include "methods.h"
 #include "policy.h"
 #include "session-snapshot.h"
+#include "snap.h"
 #include "session-spawn.h"
 #include "session.h"
 
@@ -353,8 +354,9 @@ static int create_after_snapshot(struct spawn_request *r, struct policy **policy
 	cp->conn = conn_ref(call->conn);
 	rc = session_snap_take(cp->r.snap, true, cp->r.argv[0], create_on_baseline, cp);
 	if (rc < 0) {
-		rpc_error_set(err, NONO_E_INTERNAL, "policy.snapshot",
-			      "cannot start the baseline snapshot: %s", strerror(-rc));
+		rpc_error_set(err, rc == -E2BIG ? NONO_E_LIMIT_EXCEEDED : NONO_E_INTERNAL,
+			      "policy.snapshot", "cannot start the baseline snapshot: %s",
+			      snap_job_strerror(rc));
 		rpc_reply_error(cp->reply, err);
 		create_pending_free(cp);
 	}

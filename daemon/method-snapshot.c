@@ -359,7 +359,7 @@ static int start(struct rpc_call *call, enum snap_op op, struct snap_params *p,
 	if (rc < 0) {
 		struct rpc_error e2;
 		rpc_error_set(&e2, snap_errno_code(rc), NULL, "cannot start the snapshot job: %s",
-			      strerror(-rc));
+			      snap_job_strerror(rc));
 		rpc_reply_error(sc->d, &e2);
 		snap_call_free(sc);
 	}
@@ -384,28 +384,20 @@ static int m_create(struct rpc_call *call, struct json_object **result, struct r
 {
 	struct snap_params p = { .keep_last = -1, .keep_within = -1 };
 	const char *ws = params_str(call->params, "workspace", NULL);
-	char real[PATH_MAX];
-	struct passwd pw, *pwr = NULL;
-	char buf[4096];
-	struct stat st;
 	const char **ex;
 	int rc;
 
 	(void)result;
 	if (ws[0] != '/')
 		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "workspace", "must be an absolute path");
-	if (realpath(ws, real) == NULL || stat(real, &st) < 0)
-		return rpc_error_set(err, NONO_E_NOT_FOUND, "workspace", "%s", strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "workspace", "not a directory");
-	if (!peer_may_act_for(call->peer, st.st_uid))
-		return rpc_error_set(err, NONO_E_PERMISSION_DENIED, "workspace",
-				     "you do not own this workspace");
-	/* A workspace's snapshots live in its owner's store, done with the owner's rights. */
-	p.owner = st.st_uid;
-	p.group = getpwuid_r(st.st_uid, &pw, buf, sizeof(buf), &pwr) == 0 && pwr ? pw.pw_gid
-										 : st.st_gid;
-	p.workspace = real;
+	/* Resolved and checked by the job with the client's rights (the path
+	 * may be on the client's FUSE mount, which would hold the loop); a
+	 * workspace's snapshots go to its owner's store. */
+	p.owner = call->peer->uid;
+	p.group = call->peer->gid;
+	p.resolve_workspace = true;
+	p.any_owner = call->peer->admin;
+	p.workspace = ws;
 	p.label = params_str(call->params, "label", "");
 	p.allow_unreadable = params_bool(call->params, "allow_unreadable", false);
 	/* What one walk may hold: the admin's limits, not the caller's to raise. */

@@ -179,7 +179,7 @@ void session_snap_exit_failed(struct session_snap *ss, int err)
 			 "nonod stopped before the exit snapshot was done");
 	else
 		snprintf(ss->exit_error, sizeof(ss->exit_error), "cannot start the snapshot: %s",
-			 strerror(-err));
+			 snap_job_strerror(err));
 }
 
 struct json_object *session_snap_json(const struct session_snap *ss)

@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +26,9 @@
 
 #define PROGRESS_INTERVAL_NS 250000000LL
 
+#define NONO_STR_(x) #x
+#define NONO_STR(x) NONO_STR_(x)
+
 struct snap_job {
 	struct snap_store *s;
 	enum snap_op op;
@@ -39,6 +44,7 @@ struct snap_job {
 	atomic_int progress_pending;
 	atomic_int finished;
 	atomic_int_fast64_t last_progress_ns;
+	bool started;                /* has its thread; else waiting in the queue */
 	struct snap_job *next;
 };
 
@@ -50,6 +56,8 @@ struct snap_store {
 	pthread_mutex_t mu;
 	struct snap_job *jobs;       /* running or finished, not yet reaped */
 	unsigned njobs;
+	struct snap_job *queue, **queue_tail; /* waiting for a thread, in order */
+	unsigned nqueued;
 	struct busy *busy;           /* workspaces being walked or restored */
 	atomic_bool closing;         /* snap_store_free(): creates give up */
 };
@@ -134,14 +142,75 @@ static void store_wake(struct snap_store *s)
 		log_warn("snapshot wakeup");
 }
 
+/* Failure of workspace_resolve: err, about the workspace param. */
+static int workspace_err(struct snap_result *res, int err, const char *detail)
+{
+	snap_set_err(res, err, "%s", detail);
+	res->field = "workspace";
+	return err;
+}
+
+/*
+ * p->resolve_workspace: q becomes p for the workspace's owner, with the
+ * workspace resolved into real (PATH_MAX bytes). Looked up with the
+ * client's rights, so nonod tells nobody about paths they cannot reach.
+ */
+static int workspace_resolve(const struct snap_params *p, struct snap_params *q, char *real,
+			     struct snap_result *res)
+{
+	struct passwd pw, *pwr = NULL;
+	struct snap_creds cr;
+	struct stat st;
+	char buf[4096];
+	int rc = 0;
+
+	*q = *p;
+	if (p->workspace == NULL || p->workspace[0] != '/')
+		return workspace_err(res, -EINVAL, "must be an absolute path");
+	if (!p->any_owner && (rc = creds_init(&cr, p->owner, p->group)) < 0)
+		return workspace_err(res, rc, "cannot look up the client's credentials");
+	if (!p->any_owner && (rc = creds_user(&cr)) < 0) {
+		creds_release(&cr);
+		return workspace_err(res, rc, "cannot take the client's rights");
+	}
+	if (realpath(p->workspace, real) == NULL || stat(real, &st) < 0)
+		rc = -errno;
+	if (!p->any_owner) {
+		creds_daemon(&cr);
+		creds_release(&cr);
+	}
+	if (rc == -ENOTDIR || rc == -ENOENT) /* ENOTDIR: a component is a file */
+		return workspace_err(res, -ENOENT, strerror(-rc));
+	if (rc < 0)
+		return workspace_err(res, rc == -ELOOP ? -EINVAL : rc, strerror(-rc));
+	if (!S_ISDIR(st.st_mode))
+		return workspace_err(res, -EINVAL, "not a directory");
+	if (!p->any_owner && st.st_uid != p->owner)
+		return workspace_err(res, -EPERM, "you do not own this workspace");
+	/* A workspace's snapshots live in its owner's store, done with the owner's rights. */
+	q->owner = st.st_uid;
+	q->group = getpwuid_r(st.st_uid, &pw, buf, sizeof(buf), &pwr) == 0 && pwr ? pw.pw_gid
+										  : st.st_gid;
+	q->workspace = real;
+	q->resolve_workspace = false;
+	return 0;
+}
+
 static int run_op(struct snap_store *s, enum snap_op op, const struct snap_params *p,
 		  struct job_ctl *ctl, struct snap_result *res)
 {
 	struct snap_repo *r = NULL;
 	struct snap_creds cr;
 	struct busy *busy = NULL;
-	char *ws = NULL;
+	struct snap_params q;
+	char *ws = NULL, real[PATH_MAX];
 	int rc;
+
+	if (op == SNAP_OP_CREATE && p->resolve_workspace) {
+		if ((rc = workspace_resolve(p, &q, real, res)) < 0)
+			return rc;
+		p = &q;
+	}
 
 	if ((rc = creds_init(&cr, p->owner, p->group)) < 0) {
 		snap_set_err(res, rc, "cannot look up the credentials of uid %u", (unsigned)p->owner);
@@ -297,6 +366,22 @@ static void job_free(struct snap_job *j)
 	free(j);
 }
 
+/* Hand j's result to its done callback (which owns it from then on) and
+ * free j. */
+static void job_deliver(struct snap_job *j)
+{
+	struct snap_result *res = malloc(sizeof(*res));
+
+	if (res != NULL) {
+		*res = j->res;
+		memset(&j->res, 0, sizeof(j->res));
+	}
+	j->done(res, j->arg);
+	job_free(j);
+}
+
+static void jobs_admit(struct snap_store *s);
+
 static void store_dispatch(evutil_socket_t fd, short what, void *arg)
 {
 	struct snap_store *s = arg;
@@ -342,18 +427,15 @@ static void store_dispatch(evutil_socket_t fd, short what, void *arg)
 		/* The job stays listed (not finished) until a later dispatch reaps it. */
 		pj->progress(&pr, pj->arg);
 	}
+	if (done == NULL)
+		return;
 	while (done != NULL) {
 		struct snap_job *j = done;
-		struct snap_result *res = malloc(sizeof(*res));
 		done = j->next;
 		pthread_join(j->th, NULL);
-		if (res != NULL) {
-			*res = j->res;
-			memset(&j->res, 0, sizeof(j->res));
-		}
-		j->done(res, j->arg);
-		job_free(j);
+		job_deliver(j);
 	}
+	jobs_admit(s); /* their slots are free */
 }
 
 static char *job_strdup(struct snap_job *j, const char *s)
@@ -398,6 +480,78 @@ static int job_copy(struct snap_job *j, const struct snap_params *p)
 	return 0;
 }
 
+/* Under s->mu: how many of owner's jobs run, and wait. */
+static unsigned jobs_running_of(const struct snap_store *s, uid_t owner)
+{
+	unsigned n = 0;
+
+	for (const struct snap_job *j = s->jobs; j != NULL; j = j->next)
+		n += j->p.owner == owner;
+	return n;
+}
+
+static unsigned jobs_queued_of(const struct snap_store *s, uid_t owner)
+{
+	unsigned n = 0;
+
+	for (const struct snap_job *j = s->queue; j != NULL; j = j->next)
+		n += j->p.owner == owner;
+	return n;
+}
+
+/* Under s->mu: may a job of owner have a thread now? */
+static bool job_may_run(const struct snap_store *s, uid_t owner)
+{
+	return s->njobs < SNAP_JOBS_RUNNING && jobs_running_of(s, owner) < SNAP_JOBS_PER_UID;
+}
+
+/* Under s->mu: give j its thread and put it on the running list. */
+static int job_run(struct snap_store *s, struct snap_job *j)
+{
+	int rc = pthread_create(&j->th, NULL, job_main, j);
+
+	if (rc != 0)
+		return -rc;
+	j->started = true;
+	j->next = s->jobs;
+	s->jobs = j;
+	s->njobs++;
+	return 0;
+}
+
+/* On the loop, after jobs ended: start the waiting jobs that now fit, in
+ * order (a job whose owner has no free slot lets later owners' jobs pass).
+ * One that cannot have a thread ends at once with that error. */
+static void jobs_admit(struct snap_store *s)
+{
+	struct snap_job *failed = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	for (struct snap_job **pp = &s->queue; *pp != NULL && s->njobs < SNAP_JOBS_RUNNING;) {
+		struct snap_job *j = *pp;
+		int rc;
+
+		if (!job_may_run(s, j->p.owner)) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		if (*pp == NULL)
+			s->queue_tail = pp;
+		s->nqueued--;
+		if ((rc = job_run(s, j)) < 0) {
+			snap_set_err(&j->res, rc, "cannot start the snapshot job: %s", strerror(-rc));
+			j->next = failed;
+			failed = j;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	for (struct snap_job *j = failed, *nx; j != NULL; j = nx) {
+		nx = j->next;
+		job_deliver(j);
+	}
+}
+
 int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_params *p,
 		   snap_progress_fn progress, snap_done_fn done, void *arg)
 {
@@ -421,17 +575,31 @@ int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_para
 		return rc;
 	}
 	pthread_mutex_lock(&s->mu);
-	rc = pthread_create(&j->th, NULL, job_main, j);
-	if (rc != 0) {
-		pthread_mutex_unlock(&s->mu);
-		job_free(j);
-		return -rc;
+	/* An owner's jobs start in the order asked; other owners may pass. */
+	if (job_may_run(s, p->owner) && jobs_queued_of(s, p->owner) == 0) {
+		rc = job_run(s, j);
+	} else if (s->nqueued < SNAP_JOBS_QUEUED &&
+		   jobs_queued_of(s, p->owner) < SNAP_JOBS_QUEUED_PER_UID) {
+		*s->queue_tail = j;
+		s->queue_tail = &j->next;
+		s->nqueued++;
+		rc = 0;
+	} else {
+		rc = -E2BIG;
 	}
-	j->next = s->jobs;
-	s->jobs = j;
-	s->njobs++;
 	pthread_mutex_unlock(&s->mu);
-	return 0;
+	if (rc < 0)
+		job_free(j);
+	return rc;
+}
+
+const char *snap_job_strerror(int err)
+{
+	if (err == -E2BIG) /* the admission queue is full */
+		return "resource exhausted: too many snapshot operations waiting to run (at most "
+		       NONO_STR(SNAP_JOBS_QUEUED_PER_UID) " per user, " NONO_STR(SNAP_JOBS_QUEUED)
+		       " in all)";
+	return strerror(-err);
 }
 
 unsigned snap_store_jobs(struct snap_store *s)
@@ -439,7 +607,7 @@ unsigned snap_store_jobs(struct snap_store *s)
 	unsigned n;
 
 	pthread_mutex_lock(&s->mu);
-	n = s->njobs;
+	n = s->njobs + s->nqueued;
 	pthread_mutex_unlock(&s->mu);
 	return n;
 }
@@ -463,6 +631,7 @@ int snap_store_new(const char *root, struct event_base *base, struct snap_store 
 	if (s == NULL)
 		return -ENOMEM;
 	s->pipefd[0] = s->pipefd[1] = -1;
+	s->queue_tail = &s->queue;
 	pthread_mutex_init(&s->mu, NULL);
 	s->root = strdup(root);
 	if (s->root == NULL)
@@ -499,9 +668,15 @@ void snap_store_free(struct snap_store *s)
 	atomic_store(&s->closing, true);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += SNAP_STOP_WAIT_S;
+	for (struct snap_job *j = s->queue, *nx; j != NULL; j = nx) {
+		nx = j->next; /* never started: nothing to wait for */
+		snap_set_err(&j->res, -ECANCELED, "nonod is stopping");
+		job_deliver(j);
+	}
+	s->queue = NULL;
+	s->queue_tail = &s->queue;
+	s->nqueued = 0;
 	for (struct snap_job *j = s->jobs, *nx; j != NULL; j = nx) {
-		struct snap_result *res;
-
 		nx = j->next;
 		if (pthread_timedjoin_np(j->th, NULL, &until) != 0) {
 			log_warnx("snapshot store %s: a job is still running after %d s (its files do "
@@ -509,12 +684,7 @@ void snap_store_free(struct snap_store *s)
 			abandoned = true;
 			continue;
 		}
-		if ((res = malloc(sizeof(*res))) != NULL) {
-			*res = j->res;
-			memset(&j->res, 0, sizeof(j->res));
-		}
-		j->done(res, j->arg);
-		job_free(j);
+		job_deliver(j);
 	}
 	s->jobs = NULL;
 	if (s->ev != NULL)

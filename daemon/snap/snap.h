@@ -83,6 +83,13 @@ struct snap_params {
 				    * read: paths[0] is the file (npaths == 1) */
 	size_t npaths;
 	bool allow_unreadable;     /* create: record unreadable files instead of failing */
+	/* create for a client: workspace is the client's path and owner/group
+	 * the client's ids. The job (never the loop: the path may be on a FUSE
+	 * mount that never answers) resolves it with those ids, or the
+	 * daemon's when any_owner (an admin), checks it is a directory owned
+	 * by the client unless any_owner, and uses its owner's store. */
+	bool resolve_workspace;
+	bool any_owner;
 	/* create, diff to live: what one walk may hold (0 = the default below).
 	 * Past either, the operation fails with -E2BIG naming the limit and the
 	 * workspace; nothing is committed and everything is freed. */
@@ -207,9 +214,22 @@ typedef void (*snap_done_fn)(struct snap_result *res, void *arg);
  * restore, diff to live) while another one on the same workspace of the same
  * owner runs finishes with res->err = -EBUSY: we refuse rather than queue,
  * so a client learns at once that its request was not taken (snap_run too).
+ *
+ * Admission: at most SNAP_JOBS_PER_UID jobs of one store owner and
+ * SNAP_JOBS_RUNNING in all run at once (each is a thread with its own
+ * database connection and descriptors); further jobs wait in a FIFO queue,
+ * at most SNAP_JOBS_QUEUED_PER_UID per owner and SNAP_JOBS_QUEUED in all.
+ * Past those: -E2BIG, and done is never called. A job that waits is
+ * started from the loop when a running one of a fitting owner ends.
  */
+#define SNAP_JOBS_PER_UID 4
+#define SNAP_JOBS_RUNNING 16
+#define SNAP_JOBS_QUEUED_PER_UID 64
+#define SNAP_JOBS_QUEUED 1024
 int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_params *p,
 		   snap_progress_fn progress, snap_done_fn done, void *arg);
+/* Why snap_job_start returned err, for an error message (static string). */
+const char *snap_job_strerror(int err);
 
 /*
  * SNAP_OP_READ's body, run by job.c in the job's thread with the repo open
@@ -220,7 +240,7 @@ int snap_job_start(struct snap_store *s, enum snap_op op, const struct snap_para
 struct snap_repo;
 int snap_read_run(struct snap_repo *r, const struct snap_params *p, struct snap_result *res);
 
-/* Number of jobs running (for status). */
+/* Number of jobs running or waiting to run (for status). */
 unsigned snap_store_jobs(struct snap_store *s);
 
 #endif

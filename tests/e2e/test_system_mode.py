@@ -251,31 +251,32 @@ class SpawnerHoldTest(unittest.TestCase):
         os.makedirs(self.mnt)
         for p in (self.mnt, os.path.dirname(self.mnt)):
             os.chown(p, self.a.pw_uid, self.a.pw_gid)
-        self.fuse_fd = None
+        self.fuse_fds = []
         self.addCleanup(self.unhang)  # before the daemon's close (cleanups run last first)
         self.pol = {"version": 1, "filesystem": {"read": ["$WORKSPACE", self.mnt]}}
 
-    def hang(self):
+    def hang(self, path=None):
+        """Mount at path (self.mnt) a FUSE file system of user a that never answers."""
         import ctypes
+        path = path or self.mnt
         libc = ctypes.CDLL(None, use_errno=True)
         fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         opts = (f"fd={fd},rootmode=40000,user_id={self.a.pw_uid},group_id={self.a.pw_gid},"
                 "allow_other").encode()
-        if libc.mount(b"nono-e2e-hang", self.mnt.encode(), b"fuse", 2 | 4, opts) != 0:  # nosuid, nodev
+        if libc.mount(b"nono-e2e-hang", path.encode(), b"fuse", 2 | 4, opts) != 0:  # nosuid, nodev
             e = ctypes.get_errno()
             os.close(fd)
             self.skipTest(f"cannot mount a FUSE file system: {os.strerror(e)}")
-        self.fuse_fd = fd
+        self.fuse_fds.append((fd, path))
 
     def unhang(self):
         """Closing the device aborts the connection: every waiter gets
         ENOTCONN. Then the mount goes (lazily: nothing may touch it)."""
-        if self.fuse_fd is None:
-            return
         import ctypes
-        os.close(self.fuse_fd)
-        self.fuse_fd = None
-        ctypes.CDLL(None, use_errno=True).umount2(self.mnt.encode(), 2)  # MNT_DETACH
+        while self.fuse_fds:
+            fd, path = self.fuse_fds.pop()
+            os.close(fd)
+            ctypes.CDLL(None, use_errno=True).umount2(path.encode(), 2)  # MNT_DETACH
 
     def holder(self, n, expect, wait):
         """Start HOLDER as user a in the background."""
@@ -377,6 +378,93 @@ out['final'] = final
         for sid in given_up:
             self.assertFalse(os.path.exists(f"/tmp/nono-{sid}"), sid)
             self.assertNotIn(f"{sid}: rmdir", log)
+
+    def test_held_snapshot_jobs_are_bounded(self):
+        """Snapshot operations run as jobs, a thread each (with a database
+        connection and descriptors). A user who holds them (workspaces on
+        their own FUSE mounts that never answer) and pipelines more made
+        one thread per request: 500 requests, 500 threads and ~3,800
+        descriptors in root's nonod. Worse, snapshot.create resolved and
+        stat()ed the workspace on the event loop, as root: the first
+        create of a workspace on such a mount froze nonod for everyone
+        (the previous code fails here: no answer at all). Now the job
+        resolves it, with the client's rights; an owner runs at most 4 jobs, 16
+        run in all, and further ones wait in a queue of at most 64 per
+        owner; beyond it the answer is limit_exceeded at once. Another
+        user's snapshot and root's status are answered meanwhile, and the
+        queued jobs run once the held ones end."""
+        held, queued, extra = 4, 64, 10  # SNAP_JOBS_PER_UID, SNAP_JOBS_QUEUED_PER_UID
+        mounts = []
+        for i in range(held):
+            m = os.path.join(self.d.dir, "fuse-a", f"ws{i}")
+            os.makedirs(m)
+            os.chown(m, self.a.pw_uid, self.a.pw_gid)
+            mounts.append(m)
+        threads0 = len(os.listdir(f"/proc/{self.d.proc.pid}/task"))
+        for m in mounts:
+            self.hang(m)
+        wss = mounts + [self.ws] * (queued + extra)
+        from users import CLIENT, HERE
+        body = f"""
+import socket
+for i, ws in enumerate({wss!r}):
+    c.send({{"jsonrpc": "2.0", "id": 1000 + i, "method": "snapshot.create",
+            "params": {{"workspace": ws}}}})
+answers = {{}}
+def collect(n, wait):
+    c.sock.settimeout(wait)
+    try:
+        while len(answers) < n:
+            m = c.recv()
+            if m is None:
+                break
+            answers[m["id"]] = m["error"]["data"] if "error" in m else "ok"
+    except socket.timeout:
+        pass
+collect({extra}, 60)
+print(json.dumps(answers), flush=True)
+collect({len(wss)}, 120)
+out["answers"] = answers
+"""
+        code = CLIENT % {"here": HERE, "sock": self.d.socket, "timeout": 60, "body": body}
+        p = subprocess.Popen(["setpriv", f"--reuid={self.a.pw_uid}", f"--regid={self.a.pw_gid}",
+                              "--init-groups", sys.executable, "-c", code],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={"PATH": os.environ["PATH"]}, cwd="/")
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        first = json.loads(p.stdout.readline() or "{}")
+        # The ones past the queue are refused at once, and only those.
+        self.assertEqual(len(first), extra, first)
+        self.assertEqual({a["kind"] for a in first.values()}, {"limit_exceeded"}, first)
+        self.assertTrue(all(a["detail"].startswith("cannot start the snapshot job: resource "
+                                                   "exhausted") for a in first.values()), first)
+        self.assertEqual(sorted(int(k) for k in first),
+                         list(range(1000 + held + queued, 1000 + len(wss))))
+        # nonod holds a bounded number of threads, answers root, and runs
+        # another user's snapshot.
+        self.assertLessEqual(len(os.listdir(f"/proc/{self.d.proc.pid}/task")), threads0 + held)
+        root = self.d.client(timeout=10)
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
+        wsb = os.path.join(self.d.dir, "ws-b")
+        os.makedirs(wsb)
+        with open(os.path.join(wsb, "f"), "w") as f:
+            f.write("b")
+        os.chown(wsb, self.b.pw_uid, self.b.pw_gid)
+        os.chown(os.path.join(wsb, "f"), self.b.pw_uid, self.b.pw_gid)
+        other = as_user(self, self.d, self.b, f"""
+attempt("snap", lambda: c.call("snapshot.create", {{"workspace": {wsb!r}}}))
+""", timeout=60)
+        self.assertIn("id", other["snap"].get("snapshot", {}), other)
+        # The held jobs end (ENOTCONN); the queued ones then run, in turn.
+        self.unhang()
+        so, se = p.communicate(timeout=240)
+        self.assertEqual(p.returncode, 0, se.decode())
+        answers = json.loads(so.decode().splitlines()[-1])["answers"]
+        self.assertEqual(len(answers), len(wss), answers)
+        queued_ok = [a for k, a in answers.items()
+                     if held <= int(k) - 1000 < held + queued and a == "ok"]
+        self.assertGreaterEqual(len(queued_ok), 1, answers)  # the first in line ran
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
 
     def test_mount_in_tmpdir_at_session_end(self):
         """The user owns their session's TMPDIR, so they can mount a FUSE
