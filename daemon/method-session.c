@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "daemon.h"
+#include "fdpass.h"
 #include "log.h"
 #include "methods.h"
 #include "policy.h"
@@ -19,6 +19,7 @@
 #include "snap.h"
 #include "session-spawn.h"
 #include "session.h"
+#include "userfile.h"
 
 #define SESSION_MAX_ARGV 4096
 #define SESSION_MAX_ENV 4096
@@ -82,86 +83,47 @@ static const struct param_spec list_params[] = {
 	{ NULL },
 };
 
-/* Read a policy file with the caller's filesystem rights, not root's. */
-static int read_as_caller(const struct peer *p, const char *path, char **buf, size_t *len,
-			  struct rpc_error *err)
+/* A policy error in protocol terms, naming where. */
+static int policy_error(const struct policy_error *perr, struct rpc_error *err)
 {
-	uid_t ouid = (uid_t)setfsuid(p->uid);
-	gid_t ogid = (gid_t)setfsgid(p->gid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), e = errno;
-	struct stat st;
-	ssize_t n;
+	char where[300] = "policy";
 
-	setfsuid(ouid);
-	setfsgid(ogid);
-	if (fd < 0)
-		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file", "%s: %s", path, strerror(e));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)POLICY_MAX_TEXT) {
-		close(fd);
-		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file",
-				     "%s: not a regular file of at most 1 MiB", path);
-	}
-	*buf = malloc((size_t)st.st_size + 1);
-	if (*buf == NULL) {
-		close(fd);
-		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
-	}
-	n = read(fd, *buf, (size_t)st.st_size);
-	close(fd);
-	if (n < 0) {
-		free(*buf);
-		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file", "%s: %s", path,
-				     strerror(errno));
-	}
-	*len = (size_t)n;
-	return 0;
+	if (perr->path[0] != '\0')
+		snprintf(where, sizeof(where), "policy.%s", perr->path);
+	if (perr->line > 0)
+		return rpc_error_set(err, NONO_E_POLICY_INVALID, where, "line %d column %d: %s",
+				     perr->line, perr->column, perr->message);
+	return rpc_error_set(err, NONO_E_POLICY_INVALID, where, "%s", perr->message);
 }
 
+/* Parse policy text (JSON or YAML). */
+static int policy_from_text(const char *text, size_t len, struct policy **out,
+			    struct rpc_error *err)
+{
+	struct policy_error perr;
+
+	memset(&perr, 0, sizeof(perr));
+	return policy_parse(text, len, out, &perr) == 0 ? 0 : policy_error(&perr, err);
+}
+
+/* The inline policy, or the default one (a policy_file is read apart). */
 static int load_policy(struct rpc_call *call, struct policy **out, struct rpc_error *err)
 {
 	struct json_object *pj = params_get(call->params, "policy");
-	const char *file = params_str(call->params, "policy_file", NULL);
 	struct policy_error perr;
-	char *text = NULL;
-	size_t len = 0;
-	int rc;
 
 	memset(&perr, 0, sizeof(perr));
-	if (pj != NULL && file != NULL)
-		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file",
-				     "give either policy or policy_file, not both");
-	if (file != NULL) {
-		if ((rc = read_as_caller(call->peer, file, &text, &len, err)) < 0)
-			return rc;
-		rc = policy_parse(text, len, out, &perr);
-		free(text);
-	} else if (pj != NULL && json_object_is_type(pj, json_type_string)) {
-		rc = policy_parse(json_object_get_string(pj), (size_t)json_object_get_string_len(pj),
-				  out, &perr);
-	} else if (pj != NULL && json_object_is_type(pj, json_type_object)) {
-		rc = policy_from_json(pj, out, &perr);
-	} else if (pj != NULL) {
+	if (pj == NULL)
+		return policy_from_text(default_policy, sizeof(default_policy) - 1, out, err);
+	if (json_object_is_type(pj, json_type_string))
+		return policy_from_text(json_object_get_string(pj),
+					(size_t)json_object_get_string_len(pj), out, err);
+	if (!json_object_is_type(pj, json_type_object))
 		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy",
 				     "policy must be an object or JSON/YAML text");
-	} else {
-		rc = policy_parse(default_policy, sizeof(default_policy) - 1, out, &perr);
-	}
-	if (rc < 0) {
-		char where[300] = "policy";
-
-		if (perr.path[0] != '\0')
-			snprintf(where, sizeof(where), "policy.%s", perr.path);
-		if (perr.line > 0)
-			return rpc_error_set(err, NONO_E_POLICY_INVALID, where, "line %d column %d: %s",
-					     perr.line, perr.column, perr.message);
-		return rpc_error_set(err, NONO_E_POLICY_INVALID, where, "%s", perr.message);
-	}
-	return 0;
+	return policy_from_json(pj, out, &perr) == 0 ? 0 : policy_error(&perr, err);
 }
 
-/* A directory the caller names: absolute here; that it exists and is a
- * directory is checked off the loop, with the user's fsuid (session-spawn.c:
- * it may be on a FUSE mount that never answers). */
 static int check_dir(const char *field, const char *path, struct rpc_error *err)
 {
 	if (path[0] != '/')
@@ -330,9 +292,11 @@ static void create_on_baseline(int e, const char *detail, void *arg)
 	session_gc();
 }
 
-/* Take the baseline snapshot, then spawn. Takes the request and *policy. */
+/* Take the baseline snapshot, then spawn. Takes the request, *policy and
+ * reply (NULL: the call is deferred here). */
 static int create_after_snapshot(struct spawn_request *r, struct policy **policy,
-				 struct rpc_call *call, struct rpc_error *err)
+				 struct rpc_call *call, struct rpc_deferred *reply,
+				 struct rpc_error *err)
 {
 	struct create_pending *cp = calloc(1, sizeof(*cp));
 	int rc;
@@ -346,7 +310,7 @@ static int create_after_snapshot(struct spawn_request *r, struct policy **policy
 	/* The request's members are the pending one's now. */
 	memset(r, 0, sizeof(*r));
 	r->fds[0] = r->fds[1] = r->fds[2] = -1;
-	cp->reply = rpc_call_defer(call);
+	cp->reply = reply != NULL ? reply : rpc_call_defer(call);
 	if (cp->reply == NULL) {
 		create_pending_free(cp);
 		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
@@ -363,18 +327,152 @@ static int create_after_snapshot(struct spawn_request *r, struct policy **policy
 	return RPC_DEFERRED;
 }
 
+/*
+ * session.create once its policy is known (takes policy). reply: the
+ * deferred answer when the call was deferred already, else NULL. Returns
+ * RPC_DEFERRED (the answer is on its way) or an error code with err set.
+ */
+static int create_with_policy(struct rpc_call *call, struct rpc_deferred *reply,
+			      struct policy *policy, struct rpc_error *err)
+{
+	struct spawn_request r = { .fds = { -1, -1, -1 } };
+	struct json_object *argv = params_get(call->params, "argv");
+	struct json_object *env = params_get(call->params, "environ");
+	const char *ws = params_str(call->params, "workspace", NULL);
+	const char *cwd = params_str(call->params, "cwd", NULL);
+	int rc;
+
+	r.uid = call->peer->uid;
+	r.gid = call->peer->gid;
+	r.policy = policy;
+	r.labels = params_get(call->params, "labels");
+	r.wall_ms = (uint64_t)params_int(call->params, "timeout_ms", 0);
+	r.argv = strv_from_json(argv);
+	r.environ = env != NULL ? strv_from_json(env) : NULL;
+	r.workspace = strdup(ws != NULL ? ws : cwd);
+	r.cwd = strdup(cwd != NULL ? cwd : ws);
+	if (r.argv == NULL || r.workspace == NULL || r.cwd == NULL || (env != NULL && r.environ == NULL)) {
+		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+		goto out;
+	}
+	if ((rc = take_stdio(call, &r, err)) < 0 ||
+	    (rc = session_snap_prepare(policy, r.uid, r.gid, r.workspace, &r.snap, err)) < 0)
+		goto out;
+	if (session_snap_wants(r.snap, true)) {
+		rc = create_after_snapshot(&r, &policy, call, reply, err);
+		goto out;
+	}
+	rc = spawn_answering(&r, call->conn, reply != NULL ? reply : rpc_call_defer(call));
+out:
+	spawn_request_release(&r);
+	strv_free(r.environ);
+	policy_free(policy);
+	session_gc();
+	return rc;
+}
+
+/* A session.create whose policy_file is being read (userfile.h). */
+struct create_reading {
+	struct conn *conn;            /* referenced */
+	struct rpc_deferred *reply;
+	struct json_object *params;   /* referenced */
+	int *fds;                     /* the call's passed fds, taken */
+	size_t nfds;
+	char path[];
+};
+
+/* Everything but the reply, which is answered by then. */
+static void create_reading_free(struct create_reading *cr)
+{
+	fdpass_close_all(cr->fds, cr->nfds);
+	free(cr->fds);
+	json_object_put(cr->params);
+	conn_unref(cr->conn);
+	free(cr);
+}
+
+static void create_on_policy_file(int e, char *text, size_t len, void *arg)
+{
+	struct create_reading *cr = arg;
+	struct rpc_call call = { .conn = cr->conn, .peer = rpc_deferred_peer(cr->reply),
+				 .params = cr->params, .fds = cr->fds, .nfds = cr->nfds };
+	struct policy *policy = NULL;
+	struct rpc_error err;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	if (e < 0)
+		rc = rpc_error_set(&err, NONO_E_INVALID_PARAMS, "policy_file", "%s: %s", cr->path,
+				   e == -EINVAL ? "not a regular file" :
+				   e == -EFBIG ? "more than 1 MiB" : strerror(-e));
+	else if (nonod->stopping)
+		rc = rpc_error_set(&err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
+	else if ((rc = policy_from_text(text, len, &policy, &err)) == 0)
+		rc = create_with_policy(&call, cr->reply, policy, &err);
+	if (rc != RPC_DEFERRED)
+		rpc_reply_error(cr->reply, &err);
+	free(text);
+	create_reading_free(cr);
+}
+
+/* Read the policy file with the caller's rights off the loop (the path
+ * may be on their FUSE mount), then go on with the create. */
+static int create_read_policy_file(struct rpc_call *call, const char *file,
+				   struct rpc_error *err)
+{
+	size_t plen = strlen(file) + 1;
+	struct create_reading *cr = calloc(1, sizeof(*cr) + plen);
+	int rc;
+
+	if (cr == NULL || (call->nfds > 0 && (cr->fds = calloc(call->nfds, sizeof(int))) == NULL) ||
+	    (cr->reply = rpc_call_defer(call)) == NULL) {
+		if (cr != NULL)
+			free(cr->fds);
+		free(cr);
+		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
+	}
+	memcpy(cr->path, file, plen);
+	for (size_t i = 0; i < call->nfds; i++) { /* the continuation's now */
+		cr->fds[i] = call->fds[i];
+		call->fds[i] = -1;
+	}
+	cr->nfds = call->nfds;
+	cr->params = json_object_get(call->params);
+	cr->conn = conn_ref(call->conn);
+	rc = userfile_read_async(call->peer->uid, call->peer->gid, file, POLICY_MAX_TEXT,
+				 create_on_policy_file, cr);
+	if (rc < 0) {
+		if (rc == -EAGAIN)
+			rpc_error_set(err, NONO_E_LIMIT_EXCEEDED, "policy_file",
+				      "resource exhausted: %d policy files of yours are being read "
+				      "already (on a file system that does not answer?)",
+				      USERFILE_PER_UID);
+		else if (rc == -EBUSY)
+			rpc_error_set(err, NONO_E_LIMIT_EXCEEDED, "policy_file",
+				      "resource exhausted: nonod is reading %d policy files already",
+				      USERFILE_MAX);
+		else
+			rpc_error_set(err, NONO_E_INTERNAL, "policy_file", "cannot read it: %s",
+				      strerror(-rc));
+		rpc_reply_error(cr->reply, err);
+		create_reading_free(cr);
+	}
+	return RPC_DEFERRED;
+}
+
 static int session_create_m(struct rpc_call *call, struct json_object **result,
 			    struct rpc_error *err)
 {
-	struct spawn_request r = { .fds = { -1, -1, -1 } };
 	struct json_object *argv = params_get(call->params, "argv");
 	struct json_object *env = params_get(call->params, "environ");
 	struct json_object *labels = params_get(call->params, "labels");
 	const char *ws = params_str(call->params, "workspace", NULL);
 	const char *cwd = params_str(call->params, "cwd", NULL);
+	const char *file = params_str(call->params, "policy_file", NULL);
 	struct policy *policy = NULL;
 	int rc;
 
+	(void)result;
 	if (nonod->stopping)
 		return rpc_error_set(err, NONO_E_BACKEND_UNAVAILABLE, "", "nonod is stopping");
 	if (json_object_array_length(argv) == 0 ||
@@ -393,36 +491,14 @@ static int session_create_m(struct rpc_call *call, struct json_object **result,
 		return err->code;
 	if (labels != NULL && check_labels(labels, err) < 0)
 		return err->code;
+	if (file != NULL && params_get(call->params, "policy") != NULL)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "policy_file",
+				     "give either policy or policy_file, not both");
+	if (file != NULL)
+		return create_read_policy_file(call, file, err);
 	if ((rc = load_policy(call, &policy, err)) < 0)
 		return rc;
-
-	r.uid = call->peer->uid;
-	r.gid = call->peer->gid;
-	r.policy = policy;
-	r.labels = labels;
-	r.wall_ms = (uint64_t)params_int(call->params, "timeout_ms", 0);
-	r.argv = strv_from_json(argv);
-	r.environ = env != NULL ? strv_from_json(env) : NULL;
-	r.workspace = strdup(ws != NULL ? ws : cwd);
-	r.cwd = strdup(cwd != NULL ? cwd : ws);
-	if (r.argv == NULL || r.workspace == NULL || r.cwd == NULL || (env != NULL && r.environ == NULL)) {
-		rc = rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
-		goto out;
-	}
-	if ((rc = take_stdio(call, &r, err)) < 0 ||
-	    (rc = session_snap_prepare(policy, r.uid, r.gid, r.workspace, &r.snap, err)) < 0)
-		goto out;
-	if (session_snap_wants(r.snap, true)) {
-		rc = create_after_snapshot(&r, &policy, call, err);
-		goto out;
-	}
-	rc = spawn_answering(&r, call->conn, rpc_call_defer(call));
-out:
-	spawn_request_release(&r);
-	strv_free(r.environ);
-	policy_free(policy);
-	session_gc();
-	return rc;
+	return create_with_policy(call, NULL, policy, err);
 }
 
 static struct session *find_visible(struct rpc_call *call, struct rpc_error *err)

@@ -466,6 +466,42 @@ attempt("snap", lambda: c.call("snapshot.create", {{"workspace": {wsb!r}}}))
         self.assertGreaterEqual(len(queued_ok), 1, answers)  # the first in line ran
         self.assertEqual(root.call("daemon.status")["mode"], "system")
 
+    def test_policy_file_on_fuse_mount(self):
+        """A policy_file on the user's FUSE mount that never answers: nonod
+        read it on the event loop (with the user's fsuid), and the open
+        froze nonod for everyone. It is read on a thread now, 4 at most per
+        user: the fifth is refused at once, and nonod answers root and runs
+        another user's session from a policy file (control)."""
+        self.hang()
+        pf = os.path.join(self.mnt, "p.yaml")
+        out = as_user(self, self.d, self.a, f"""
+import socket
+for i in range(5):
+    c.send({{"jsonrpc": "2.0", "id": 100 + i, "method": "session.create",
+            "params": {{"argv": ["/bin/true"], "cwd": {self.ws!r}, "policy_file": {pf!r}}}}})
+c.sock.settimeout(20)
+try:
+    m = c.recv()
+    out["answer"] = m
+except socket.timeout:
+    out["answer"] = None
+""", timeout=60)
+        a = out["answer"]
+        self.assertIsNotNone(a, "no answer at all")
+        self.assertEqual(a["id"], 104, a)
+        self.assertEqual(a["error"]["data"]["kind"], "limit_exceeded", a)
+        self.assertIn("resource exhausted", a["error"]["data"]["detail"])
+        root = self.d.client(timeout=10)
+        self.assertEqual(root.call("daemon.status")["mode"], "system")
+        pb = os.path.join(self.d.dir, "pb.yaml")
+        with open(pb, "w") as f:
+            f.write("version: 1\nfilesystem:\n  read: [$WORKSPACE]\n")
+        other = as_user(self, self.d, self.b, f"""
+final, so, se = run(c, ["/bin/true"], {self.d.dir!r}, policy_file={pb!r})
+out['final'] = final
+""", timeout=30)
+        self.assertEqual(other["final"]["status"].get("code"), 0, other)
+
     def test_mount_in_tmpdir_at_session_end(self):
         """The user owns their session's TMPDIR, so they can mount a FUSE
         file system in it from outside the sandbox. When the session ends
