@@ -13,8 +13,15 @@
  *   depend on the last 64 bytes, the low bits on only the last few.
  * Files shorter than CDC_MIN are one blob; a one-byte edit in a large file
  * changes one or two chunks, so the next snapshot stores about 1-2 MiB.
+ *
+ * The state is reset at every chunk start, so a chunk that starts in a run
+ * of zeros at least CDC_MAX long always has the same length and hash (the
+ * zero chunk, cdc_zero()): a hole of a sparse file is stored as that chunk
+ * without reading it, and restored by seeking over it (README.md).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "snap-int.h"
 
@@ -58,4 +65,34 @@ size_t cdc_cut(const uint8_t *p, size_t n)
 			return i + 1;
 	}
 	return n;
+}
+
+/* Never written: the zero bytes the zero chunk is cut from (bss, no RSS
+ * until read, and then the kernel's zero page). */
+static uint8_t zero_buf[CDC_MAX];
+static struct cdc_zero zero;
+static atomic_bool zero_ok;
+static pthread_mutex_t zero_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int cdc_zero_get(const struct cdc_zero **out)
+{
+	int rc = 0;
+
+	if (!atomic_load_explicit(&zero_ok, memory_order_acquire)) {
+		pthread_mutex_lock(&zero_mu);
+		if (!atomic_load_explicit(&zero_ok, memory_order_relaxed)) {
+			/* The real chunker over zeros, with as much input as it
+			 * ever gets in the middle of a file. */
+			zero.len = cdc_cut(zero_buf, CDC_MAX);
+			zero.data = zero_buf;
+			rc = obj_hash(OBJ_BLOB, zero_buf, zero.len, zero.hash);
+			if (rc == 0)
+				atomic_store_explicit(&zero_ok, true, memory_order_release);
+		}
+		pthread_mutex_unlock(&zero_mu);
+	}
+	if (rc < 0)
+		return rc;
+	*out = &zero;
+	return 0;
 }

@@ -75,6 +75,7 @@ struct cctx {
 	atomic_size_t next;
 	size_t nworkers;
 	atomic_int failed;
+	atomic_bool zero_stored; /* the zero chunk (chunk.c) was put once for the holes */
 	atomic_uint_fast64_t unreadable;
 	pthread_mutex_t emu;
 	int64_t start_coarse;

@@ -14,6 +14,8 @@
  * fails the snapshot, naming it. An unreadable file, or such a file, fails
  * the snapshot unless allow_unreadable records it as TT_UNREADABLE. What a
  * walk may hold is bounded (budget.c: max_entries, max_meta_bytes).
+ * Holes of sparse files are not read (store_content, README.md), and a file
+ * whose chunk list could not be read back is refused as a limit.
  * Entries are only cached when their ctime is before the walk started, so a
  * write in the same timestamp tick as our read is never hidden.
  */
@@ -93,12 +95,13 @@ static bool same_stat(const struct stat *a, const struct stat *b)
 	       snap_ts_ns(&a->st_ctim) == snap_ts_ns(&b->st_ctim);
 }
 
-static ssize_t read_full(int fd, uint8_t *buf, size_t n)
+/* pread, not read: the SEEK_DATA/SEEK_HOLE probes move the file offset. */
+static ssize_t read_full(int fd, uint8_t *buf, size_t n, uint64_t at)
 {
 	size_t off = 0;
 
 	while (off < n) {
-		ssize_t r = read(fd, buf + off, n - off);
+		ssize_t r = pread(fd, buf + off, n - off, (off_t)(at + off));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -110,19 +113,71 @@ static ssize_t read_full(int fd, uint8_t *buf, size_t n)
 	return (ssize_t)off;
 }
 
+/*
+ * The holes of the file being read: one region [lo, hi) known to be a hole
+ * (hole) or data, from lseek(SEEK_DATA/SEEK_HOLE) on the fd already open.
+ * A filesystem without them answers "all data" (the VFS default) or an
+ * error: then on is cleared and the file is read like any other. ENXIO
+ * from SEEK_DATA means no data from there to EOF.
+ */
+struct holes {
+	bool on;
+	bool hole;
+	uint64_t lo, hi;
+};
+
+/* Is [off, off + len) inside one hole? */
+static bool in_hole(int fd, struct holes *hm, uint64_t off, uint64_t len)
+{
+	if (!hm->on || off > INT64_MAX)
+		return false;
+	if (off < hm->lo || off >= hm->hi) {
+		off_t d = lseek(fd, (off_t)off, SEEK_DATA), e;
+		if (d < 0 && errno == ENXIO) {
+			hm->hole = true;
+			hm->hi = UINT64_MAX;
+		} else if (d < 0 || (uint64_t)d < off) {
+			hm->on = false;
+			return false;
+		} else if ((uint64_t)d > off) {
+			hm->hole = true;
+			hm->hi = (uint64_t)d;
+		} else if ((e = lseek(fd, (off_t)off, SEEK_HOLE)) < 0 || (uint64_t)e <= off) {
+			hm->on = false;
+			return false;
+		} else {
+			hm->hole = false;
+			hm->hi = (uint64_t)e;
+		}
+		hm->lo = off;
+	}
+	return hm->hole && hm->hi - off >= len;
+}
+
 struct chunklist {
 	uint8_t *b;
 	size_t len, cap;
 	uint64_t charged;       /* to the budget, given back when freed */
 };
 
-/* A chunk list grows with the file (40 bytes per 256 KiB at worst: 2.5 GB
- * for a 16 TiB sparse file), so it is charged to the budget too. */
+/* Most bytes of a chunk list: what obj_get() reads back, in whole records. */
+#define CHUNKLIST_MAX (OBJ_MAX_PAYLOAD - OBJ_MAX_PAYLOAD % 40)
+
+/*
+ * A chunk list grows with the file (40 bytes per chunk: 160 MiB for a 16
+ * TiB sparse file, in 4 MiB zero chunks), so it is charged to the budget
+ * too. Past CHUNKLIST_MAX (about 100 TiB of holes, 25 TiB of data) the
+ * object could never be read back: -EFBIG, the file is too large to store.
+ */
 static int chunklist_add(struct cctx *c, struct chunklist *cl, uint64_t len,
 			 const uint8_t h[SNAP_HASH_LEN])
 {
+	if (cl->len + 40 > CHUNKLIST_MAX)
+		return -EFBIG;
 	if (cl->len + 40 > cl->cap) {
 		size_t nc = cl->cap ? cl->cap * 2 : 40 * 64;
+		if (nc > CHUNKLIST_MAX)
+			nc = CHUNKLIST_MAX;
 		int rc = budget_charge(c, 0, 2 * (nc - cl->cap)); /* and obj_put's copy */
 		if (rc < 0)
 			return rc;
@@ -148,22 +203,34 @@ static int chunklist_add(struct cctx *c, struct chunklist *cl, uint64_t len,
  * st_size, which a FUSE filesystem reports as it likes (with direct_io its
  * reads are not clipped to it): a file whose st_size lies low was recorded
  * truncated, silently. The caller compares total with st_size.
+ *
+ * Holes: a chunk that would start where the next zero-chunk length of bytes
+ * is a hole, with at least CDC_MAX bytes left, is the zero chunk (chunk.c:
+ * the chunker would cut exactly that from those zeros), so it is recorded
+ * without reading and total moves past it. A 16 TiB sparse file costs a
+ * chunk-list entry per 4 MiB of hole, not 16 TiB of reads. Data written
+ * into a hole meanwhile changes mtime/ctime, which read_one()'s fstat
+ * after the read catches like any other write.
  */
 static int store_content(struct cctx *c, int fd, uint8_t *buf, uint64_t size,
 			 uint8_t hash[SNAP_HASH_LEN], uint64_t *total)
 {
 	struct chunklist cl = { 0 };
+	struct holes hm = { .on = size >= CDC_MAX };
+	const struct cdc_zero *z = NULL;
 	size_t start = 0, have = 0;     /* unchunked bytes: buf[start .. have) */
-	uint64_t nchunks = 0;
+	uint64_t nchunks = 0;           /* *total: file offset of buf[have] */
 	bool eof = false;
 	uint8_t h[SNAP_HASH_LEN];
 	int rc = 0;
 
 	*total = 0;
+	if (hm.on && cdc_zero_get(&z) < 0)
+		hm.on = false;
 	if (size < CDC_MIN) {
 		ssize_t r;
 		do
-			r = read(fd, buf, (size_t)size + 1);
+			r = pread(fd, buf, (size_t)size + 1, 0);
 		while (r < 0 && errno == EINTR);
 		if (r < 0)
 			return -errno;
@@ -176,12 +243,31 @@ static int store_content(struct cctx *c, int fd, uint8_t *buf, uint64_t size,
 			rc = -ECANCELED; /* nothing is committed: the store stays as it was */
 			break;
 		}
+		uint64_t cs = *total - (have - start); /* file offset of buf[start] */
+		uint64_t left = eof ? have - start : size > cs ? size - cs : 0;
+		if (hm.on && left >= CDC_MAX && in_hole(fd, &hm, cs, z->len)) {
+			if (!atomic_exchange(&c->zero_stored, true) &&
+			    (rc = obj_put(c->r, OBJ_BLOB, z->data, z->len, z->hash)) < 0)
+				break;
+			if ((rc = chunklist_add(c, &cl, z->len, z->hash)) < 0)
+				break;
+			memcpy(h, z->hash, SNAP_HASH_LEN);
+			nchunks++;
+			atomic_fetch_add(&c->ctl->bytes_done, z->len);
+			if (have - start >= z->len) {
+				start += z->len;
+			} else {
+				*total = cs + z->len; /* the next read starts past it */
+				start = have = 0;
+			}
+			continue;
+		}
 		if (!eof && have - start < CDC_MAX) {
 			/* Compact only now: less than CDC_MAX moves, then a refill. */
 			memmove(buf, buf + start, have - start);
 			have -= start;
 			start = 0;
-			ssize_t r = read_full(fd, buf + have, 2 * CDC_MAX - have);
+			ssize_t r = read_full(fd, buf + have, 2 * CDC_MAX - have, *total);
 			if (r < 0) {
 				rc = (int)r;
 				break;
@@ -218,6 +304,15 @@ static int open_queued(struct cctx *c, const struct fent *e)
 	return snap_open_noatime(c->rootfd, e->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 }
 
+/* e is recorded without content (TT_UNREADABLE; allow_unreadable). Returns 1. */
+static int record_unreadable(struct cctx *c, struct fent *e)
+{
+	e->te.type = TT_UNREADABLE;
+	memset(e->te.hash, 0, SNAP_HASH_LEN);
+	atomic_fetch_add(&c->unreadable, 1);
+	return 1;
+}
+
 /*
  * A file whose content is longer or shorter than its st_size while nothing
  * about it changed (same fstat before and after): its filesystem (FUSE, a
@@ -228,12 +323,8 @@ static int size_lies(struct cctx *c, struct fent *e, uint64_t size, uint64_t got
 {
 	char p[600];
 
-	if (c->o->allow_unreadable) {
-		e->te.type = TT_UNREADABLE;
-		memset(e->te.hash, 0, SNAP_HASH_LEN);
-		atomic_fetch_add(&c->unreadable, 1);
-		return 1;
-	}
+	if (c->o->allow_unreadable)
+		return record_unreadable(c, e);
 	snap_path_print(e->rel, p, sizeof(p));
 	pthread_mutex_lock(&c->emu);
 	snap_set_err(c->res, -EIO, "file %s: its filesystem reports %llu bytes but reading it "
@@ -242,6 +333,28 @@ static int size_lies(struct cctx *c, struct fent *e, uint64_t size, uint64_t got
 	pthread_mutex_unlock(&c->emu);
 	atomic_store(&c->failed, 1);
 	return -EIO;
+}
+
+/*
+ * A file whose chunk list would pass CHUNKLIST_MAX (a sparse file of
+ * exabytes, on a filesystem that allows them): recorded as unreadable when
+ * the caller allows that (a restore's safety snapshot, so the restore can
+ * still replace it), else the snapshot fails naming it (-E2BIG: a limit).
+ */
+static int too_large(struct cctx *c, struct fent *e)
+{
+	char p[600];
+
+	if (c->o->allow_unreadable)
+		return record_unreadable(c, e);
+	snap_path_print(e->rel, p, sizeof(p));
+	pthread_mutex_lock(&c->emu);
+	snap_set_err(c->res, -E2BIG, "file %s is too large for the snapshot store: its chunk "
+		     "list passes %u bytes (about 100 TiB of holes or 25 TiB of data)", p,
+		     (unsigned)CHUNKLIST_MAX);
+	pthread_mutex_unlock(&c->emu);
+	atomic_store(&c->failed, 1);
+	return -E2BIG;
 }
 
 /* Read and store e. fd0 is its first open (fd or -errno), always consumed. */
@@ -266,12 +379,8 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 				return rc;
 			}
 		}
-		if ((fd == -EACCES || fd == -EPERM || fd == -ENAMETOOLONG) && c->o->allow_unreadable) {
-			e->te.type = TT_UNREADABLE;
-			memset(e->te.hash, 0, SNAP_HASH_LEN);
-			atomic_fetch_add(&c->unreadable, 1);
-			return 1;
-		}
+		if ((fd == -EACCES || fd == -EPERM || fd == -ENAMETOOLONG) && c->o->allow_unreadable)
+			return record_unreadable(c, e);
 		if (fd == -EACCES || fd == -EPERM) {
 			create_fail(c, fd, "unreadable file", e->rel);
 			return fd;
@@ -293,6 +402,8 @@ static int read_one(struct cctx *c, struct fent *e, uint8_t *buf, int fd0)
 		if (rc == 0 && fstat(fd, &b) < 0)
 			rc = -errno;
 		close(fd);
+		if (rc == -EFBIG)
+			return too_large(c, e);
 		if (rc < 0) {
 			create_fail(c, rc, "read", e->rel);
 			return rc;

@@ -23,7 +23,6 @@
 #include "snap-int.h"
 
 #define OBJ_ZSTD_LEVEL 1
-#define OBJ_MAX_PAYLOAD (1024u * 1024u * 1024u) /* sanity bound when reading */
 
 /* The digest and one context per thread, reused: a first snapshot hashes
  * 30,000 small objects, and a fresh context costs allocations each. */

@@ -5,7 +5,8 @@
  * full of symlinks cannot steer the read. A reply carries at most
  * SNAP_READ_MAX bytes; the client pages with an offset. Every object read
  * is re-hashed (a corrupt store fails the read instead of returning wrong
- * bytes), and only the chunks overlapping the requested range are loaded.
+ * bytes), and only the chunks overlapping the requested range are loaded;
+ * the zero chunk (a hole, chunk.c) is known by its hash and never loaded.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -193,10 +194,13 @@ static int read_content(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], uin
 	size_t l;
 	enum obj_type t;
 	uint64_t pos = 0;
+	const struct cdc_zero *z = NULL;
 	int rc = obj_get(r, h, 0, true, &d, &l, &t);
 
 	if (rc < 0)
 		return rc;
+	if (cdc_zero_get(&z) < 0)
+		z = NULL; /* the zero chunk is then loaded like any other */
 	if (t == OBJ_BLOB) {
 		if (l != size)
 			rc = -EBADMSG;
@@ -217,7 +221,10 @@ static int read_content(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], uin
 			rc = -EBADMSG;
 			break;
 		}
-		if (pos < off + len && pos + clen > off) {
+		if (pos < off + len && pos + clen > off && z != NULL && clen == z->len &&
+		    memcmp(d + i + 8, z->hash, SNAP_HASH_LEN) == 0) {
+			copy_overlap(z->data, pos, clen, off, len, out); /* a hole: zeros */
+		} else if (pos < off + len && pos + clen > off) {
 			uint8_t *c = NULL;
 			size_t cl;
 			rc = obj_get(r, d + i + 8, OBJ_BLOB, true, &c, &cl, NULL);

@@ -130,44 +130,110 @@ static int load_tree(struct rctx *c, const uint8_t *h, struct tree *t)
 	return rc < 0 ? rc : tree_decode(d, l, t);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return -errno;
 		p += w;
+		off += (uint64_t)w;
 		n -= (size_t)w;
 	}
 	return 0;
 }
 
+#define HOLE_BLOCK 4096u
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * Write n bytes at *off, leaving a hole for every all-zero block (4 KiB of
+ * the file, aligned): a chunk with a few bytes of data in a hole restores
+ * as those blocks, like cp --sparse=always. *off moves on.
+ */
+static int put_bytes(int fd, const uint8_t *p, size_t n, uint64_t *off)
+{
+	size_t i = 0, j, k;
+	int rc = 0;
+
+	while (i < n && rc == 0) {
+		k = HOLE_BLOCK - (size_t)((*off + i) % HOLE_BLOCK);
+		if (k > n - i)
+			k = n - i;
+		if (all_zero(p + i, k)) {
+			i += k;
+			continue;
+		}
+		for (j = i + k; j < n; j += k) {
+			k = n - j < HOLE_BLOCK ? n - j : HOLE_BLOCK;
+			if (all_zero(p + j, k))
+				break;
+		}
+		rc = pwrite_all(fd, p + i, j - i, *off + i);
+		i = j;
+	}
+	*off += n;
+	return rc;
+}
+
+/*
+ * Write e's content into fd, a new empty file. Zero chunks (chunk.c), known
+ * by hash without loading them, and all-zero blocks of other chunks are
+ * seeked over; the final ftruncate() gives the file its size, so holes
+ * restore as holes. Content whose length is not e->size is a corrupt store.
+ */
 static int write_content(struct rctx *c, int fd, const struct tree_ent *e)
 {
+	const struct cdc_zero *z = NULL;
 	uint8_t *d = NULL;
 	size_t l;
+	uint64_t off = 0;
 	enum obj_type t;
 	int rc = get_obj(c, e->hash, 0, &d, &l, &t);
 
 	if (rc < 0)
 		return rc;
+	if (cdc_zero_get(&z) < 0)
+		z = NULL; /* then the zero chunk is loaded and found all zero below */
 	if (t == OBJ_BLOB) {
-		rc = write_all(fd, d, l);
+		rc = put_bytes(fd, d, l, &off);
 	} else if (t == OBJ_FILE && l % 40 == 0) {
-		for (size_t off = 0; off < l && rc == 0; off += 40) {
+		for (size_t i = 0; i < l && rc == 0; i += 40) {
+			uint64_t clen = 0;
 			uint8_t *chunk = NULL;
 			size_t cl;
-			rc = get_obj(c, d + off + 8, OBJ_BLOB, &chunk, &cl, NULL);
+			for (int k = 0; k < 8; k++)
+				clen |= (uint64_t)d[i + k] << (8 * k);
+			if (clen > CDC_MAX || off + clen > e->size) {
+				rc = -EBADMSG;
+				break;
+			}
+			if (z != NULL && clen == z->len &&
+			    memcmp(d + i + 8, z->hash, SNAP_HASH_LEN) == 0) {
+				off += clen;
+				continue;
+			}
+			rc = get_obj(c, d + i + 8, OBJ_BLOB, &chunk, &cl, NULL);
+			if (rc == 0 && cl != clen)
+				rc = -EBADMSG;
 			if (rc == 0)
-				rc = write_all(fd, chunk, cl);
+				rc = put_bytes(fd, chunk, cl, &off);
 			free(chunk);
 		}
 	} else {
 		rc = -EBADMSG;
 	}
 	free(d);
+	if (rc == 0 && off != e->size)
+		rc = -EBADMSG;
+	if (rc == 0 && ftruncate(fd, (off_t)off) < 0)
+		rc = -errno;
 	return rc;
 }
 

@@ -107,6 +107,9 @@ enum obj_type {
 	OBJ_FILE = 'F',  /* a chunk list: (u64 length, hash) per chunk */
 	OBJ_TREE = 'T',  /* a directory: see tree.c */
 };
+/* The largest payload obj_get() reads back (a sanity bound): nothing larger
+ * is ever stored (create.c caps chunk lists at it). */
+#define OBJ_MAX_PAYLOAD (1024u * 1024u * 1024u)
 int obj_hash(enum obj_type t, const void *data, size_t len, uint8_t out[SNAP_HASH_LEN]);
 /* Store if not present (compressing) in this operation's pack; durable and
  * indexed only after repo_flush(), which must come before any index write
@@ -131,6 +134,19 @@ int obj_get(struct snap_repo *r, const uint8_t h[SNAP_HASH_LEN], enum obj_type w
 #define CDC_MAX (4u * 1024u * 1024u)
 /* Length of the next chunk of p[0..n); n must be >= CDC_MAX unless at EOF. */
 size_t cdc_cut(const uint8_t *p, size_t n);
+/*
+ * The zero chunk: what cdc_cut() cuts from a run of zeros with at least
+ * CDC_MAX bytes before EOF (len, computed once by running the chunker over
+ * zeros), its blob hash, and len zero bytes to store it from (static).
+ */
+struct cdc_zero {
+	size_t len;
+	uint8_t hash[SNAP_HASH_LEN];
+	const uint8_t *data;
+};
+/* 0 and *out (static, never freed), or -errno when hashing failed (then
+ * callers read and write holes like any data). Thread-safe. */
+int cdc_zero_get(const struct cdc_zero **out);
 
 /* ---- tree.c ---- */
 #define TREE_ENT_FIXED (2 + 1 + 4 + 8 + 8 + SNAP_HASH_LEN) /* per entry, plus its name */
