@@ -98,6 +98,14 @@ static inline uint64_t budget_malloc_cost(uint64_t n)
 
 /* Record the first error (with a printable path) and stop every worker. */
 void create_fail(struct cctx *c, int err, const char *what, const char *rel);
+
+/* content.c: store the content of the regular file fd (st_size size) with
+ * buf (2 * CDC_MAX bytes) and give its hash; *total is what was read (the
+ * caller compares it with size). 0 or -errno; -EFBIG when its chunk list
+ * would pass CHUNKLIST_MAX, the most obj_get() reads back. */
+#define CHUNKLIST_MAX (OBJ_MAX_PAYLOAD - OBJ_MAX_PAYLOAD % 40)
+int content_store(struct cctx *c, int fd, uint8_t *buf, uint64_t size,
+		  uint8_t hash[SNAP_HASH_LEN], uint64_t *total);
 /* Free a listing and everything below it. NULL is a no-op. */
 void fdir_free(struct fdir *d);
 /* Encode d's entries (children's hashes must be final) into d->enc and
