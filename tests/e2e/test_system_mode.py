@@ -278,17 +278,21 @@ class SpawnerHoldTest(unittest.TestCase):
             os.close(fd)
             ctypes.CDLL(None, use_errno=True).umount2(path.encode(), 2)  # MNT_DETACH
 
-    def holder(self, n, expect, wait):
-        """Start HOLDER as user a in the background."""
+    def start_as_a(self, body, stderr=subprocess.PIPE):
+        """Run client body as user a in the background; killed at cleanup."""
         from users import CLIENT, HERE
-        body = HOLDER % {"n": n, "expect": expect, "ws": self.ws, "pol": self.pol, "wait": wait}
         code = CLIENT % {"here": HERE, "sock": self.d.socket, "timeout": 60, "body": body}
         p = subprocess.Popen(["setpriv", f"--reuid={self.a.pw_uid}", f"--regid={self.a.pw_gid}",
                               "--init-groups", sys.executable, "-c", code],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=stderr,
                              env={"PATH": os.environ["PATH"]}, cwd="/")
-        self.addCleanup(lambda: p.poll() is None and p.kill())
+        self.addCleanup(lambda: (p.kill(), p.wait()) if p.poll() is None else None)
         return p
+
+    def holder(self, n, expect, wait):
+        """Start HOLDER as user a in the background."""
+        return self.start_as_a(HOLDER % {"n": n, "expect": expect, "ws": self.ws,
+                                         "pol": self.pol, "wait": wait})
 
     @staticmethod
     def result(p):
@@ -404,7 +408,6 @@ out['final'] = final
         for m in mounts:
             self.hang(m)
         wss = mounts + [self.ws] * (queued + extra)
-        from users import CLIENT, HERE
         body = f"""
 import socket
 for i, ws in enumerate({wss!r}):
@@ -426,12 +429,7 @@ print(json.dumps(answers), flush=True)
 collect({len(wss)}, 120)
 out["answers"] = answers
 """
-        code = CLIENT % {"here": HERE, "sock": self.d.socket, "timeout": 60, "body": body}
-        p = subprocess.Popen(["setpriv", f"--reuid={self.a.pw_uid}", f"--regid={self.a.pw_gid}",
-                              "--init-groups", sys.executable, "-c", code],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env={"PATH": os.environ["PATH"]}, cwd="/")
-        self.addCleanup(lambda: p.poll() is None and p.kill())
+        p = self.start_as_a(body)
         first = json.loads(p.stdout.readline() or "{}")
         # The ones past the queue are refused at once, and only those.
         self.assertEqual(len(first), extra, first)
@@ -548,14 +546,8 @@ out['s'] = c.call("session.create", {{"argv": ["sleep", "2"], "cwd": {self.ws!r}
     def user_sends(self, body):
         """Run body as user a in the background (it may wait forever on
         the mount); killed at cleanup."""
-        from users import CLIENT, HERE
-        code = CLIENT % {"here": HERE, "sock": self.d.socket, "timeout": 60,
-                         "body": body + "\nprint('sent', flush=True)\nimport time; time.sleep(600)"}
-        p = subprocess.Popen(["setpriv", f"--reuid={self.a.pw_uid}", f"--regid={self.a.pw_gid}",
-                              "--init-groups", sys.executable, "-c", code],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             env={"PATH": os.environ["PATH"]}, cwd="/")
-        self.addCleanup(lambda: (p.kill(), p.wait()))
+        p = self.start_as_a(body + "\nprint('sent', flush=True)\nimport time; time.sleep(600)",
+                            stderr=subprocess.DEVNULL)
         self.assertEqual(p.stdout.readline(), b"sent\n")
 
     def test_cwd_on_fuse_mount(self):
