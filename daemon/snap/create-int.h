@@ -90,6 +90,8 @@ void budget_init(struct cctx *c);
 int budget_charge(struct cctx *c, uint64_t n, uint64_t b);
 /* Give back b bytes charged for something freed again (an encoded tree). */
 void budget_release(struct cctx *c, uint64_t b);
+/* At the end of a walk: give back to the process total what it still holds. */
+void budget_fini(struct cctx *c);
 /* Bytes a malloc of n costs (its header and rounding included). */
 static inline uint64_t budget_malloc_cost(uint64_t n)
 {

@@ -558,6 +558,7 @@ out:
 	if (atomic_load(&c->bud.bytes) > TRIM_ABOVE)
 		malloc_trim(0);
 #endif
+	budget_fini(c);
 	free(c);
 	return rc;
 }

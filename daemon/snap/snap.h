@@ -240,6 +240,10 @@ const char *snap_job_strerror(int err);
 struct snap_repo;
 int snap_read_run(struct snap_repo *r, const struct snap_params *p, struct snap_result *res);
 
+/* Bytes of names and metadata every snapshot walk of this process holds
+ * now (budget.c; zero when none runs). */
+uint64_t snap_meta_bytes_in_use(void);
+
 /* Number of jobs running or waiting to run (for status). */
 unsigned snap_store_jobs(struct snap_store *s);
 

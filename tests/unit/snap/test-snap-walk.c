@@ -15,6 +15,8 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +311,128 @@ START_TEST(test_limit_memory)
 }
 END_TEST
 
+/* ---- the total over walks running at once ---- */
+
+struct held {
+	struct th_env *e;
+	struct snap_params p;
+	char ws[512];
+	atomic_bool go;           /* every read of a held walk waits for it */
+	atomic_int *entered;
+	atomic_uint_fast64_t *seen; /* calibration: bytes in use during the read */
+	atomic_bool waited;
+	int rc;
+	char detail[512];
+	pthread_t th;
+};
+
+static void held_hook(const char *rel, int attempt, void *arg)
+{
+	struct held *h = arg;
+
+	(void)rel;
+	(void)attempt;
+	if (h->seen != NULL)
+		atomic_store(h->seen, snap_meta_bytes_in_use());
+	if (h->entered == NULL)
+		return;
+	/* All its reader threads stop here: the walk holds what it held
+	 * when reading began, until released. */
+	if (!atomic_exchange(&h->waited, true))
+		atomic_fetch_add(h->entered, 1);
+	while (!atomic_load(&h->go))
+		usleep(1000);
+}
+
+static void *held_run(void *arg)
+{
+	struct held *h = arg;
+	struct snap_result r;
+
+	h->rc = snap_run(h->e->s, SNAP_OP_CREATE, &h->p, &r);
+	snprintf(h->detail, sizeof(h->detail), "%s", r.detail);
+	snap_result_free(&r);
+	return NULL;
+}
+
+/* Workspace i (100 directories of 30 files with 200-byte names: small
+ * trees, so what a walk holds while it reads is most of its peak) and
+ * params for it. */
+static void held_init(struct held *h, struct th_env *e, int i)
+{
+	char name[201];
+
+	memset(h, 0, sizeof(*h));
+	h->e = e;
+	snprintf(h->ws, sizeof(h->ws), "%s/w%d", e->ws, i);
+	ck_assert_int_eq(mkdir(h->ws, 0755), 0);
+	memset(name, 'n', 200);
+	name[200] = '\0';
+	for (int k = 0; k < 3000; k++) {
+		char rel[320];
+		if (k % 30 == 0) {
+			snprintf(rel, sizeof(rel), "d%03d", k / 30);
+			th_mkdir(h->ws, rel, 0755);
+		}
+		snprintf(rel, sizeof(rel), "d%03d/%05d%s", k / 30, k, name);
+		th_writes(h->ws, rel, "x");
+	}
+	h->p = e->p;
+	h->p.workspace = h->ws;
+	h->p.read_hook = held_hook;
+	h->p.read_hook_arg = h;
+}
+
+/* Each walk may hold max_meta_bytes, and all of them at once twice that:
+ * two walks held in their reads at ~0.77 of the limit each, and a third
+ * that alone fits fails, naming the total; the held ones then finish, the
+ * total is back to zero, and the third alone succeeds (control). */
+START_TEST(test_limit_memory_in_all)
+{
+	struct th_env e;
+	struct held h[4];
+	atomic_int entered = 0;
+	atomic_uint_fast64_t seen = 0;
+	struct snap_result r;
+	uint64_t one;
+
+	th_env_open(&e, "lim-all");
+	for (int i = 0; i < 4; i++)
+		held_init(&h[i], &e, i);
+	/* Calibration: what one such walk holds while it reads. */
+	h[3].seen = &seen;
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_CREATE, &h[3].p, &r), 0);
+	snap_result_free(&r);
+	one = atomic_load(&seen);
+	ck_assert_uint_gt(one, 3000 * 200);
+	ck_assert_uint_eq(snap_meta_bytes_in_use(), 0);
+	for (int i = 0; i < 3; i++)
+		h[i].p.max_meta_bytes = one * 13 / 10; /* one walk: 0.77 of it */
+	for (int i = 0; i < 2; i++) {
+		h[i].entered = &entered;
+		ck_assert_int_eq(pthread_create(&h[i].th, NULL, held_run, &h[i]), 0);
+	}
+	while (atomic_load(&entered) < 2)
+		usleep(1000);
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_CREATE, &h[2].p, &r), -E2BIG);
+	ck_assert_msg(strstr(r.detail, "in all") != NULL && strstr(r.detail, h[2].ws) != NULL,
+		      "%s", r.detail);
+	ck_assert_str_eq(r.field, "workspace");
+	snap_result_free(&r);
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&h[i].go, true);
+		pthread_join(h[i].th, NULL);
+		ck_assert_msg(h[i].rc == 0, "held walk %d: %s (one walk held %llu while reading)",
+			      i, h[i].detail, (unsigned long long)one);
+	}
+	ck_assert_uint_eq(snap_meta_bytes_in_use(), 0);
+	ck_assert_int_eq(snap_run(e.s, SNAP_OP_CREATE, &h[2].p, &r), 0);
+	snap_result_free(&r);
+	ck_assert_uint_eq(snap_meta_bytes_in_use(), 0);
+	th_env_close(&e);
+}
+END_TEST
+
 /* A stat-cache shard never grows past what the db stores: files that do not
  * fit are left out (read again next time), the rest load back intact. */
 START_TEST(test_statcache_shard_cap)
@@ -362,6 +486,7 @@ static Suite *walk_suite(void)
 	tcase_add_test(tc, test_walk_hash_equal);
 	tcase_add_test(tc, test_atime_untouched);
 	tcase_add_test(tc, test_limit_entries);
+	tcase_add_test(tc, test_limit_memory_in_all);
 	tcase_add_test(tc, test_limit_memory);
 	tcase_add_test(tc, test_statcache_shard_cap);
 	suite_add_tcase(s, tc);
