@@ -1,7 +1,8 @@
 /*
- * snapshot.* methods: thin wrappers that check authority, resolve the
- * workspace, and run the store's operations as jobs off the event loop
- * (daemon/snap/snap.h). Every method answers through rpc_call_defer();
+ * snapshot.* methods: thin wrappers that check authority and run the
+ * store's operations as jobs off the event loop (daemon/snap/snap.h; a
+ * create's job resolves and checks the workspace itself, with the
+ * client's rights: never on the loop). Every method answers through rpc_call_defer();
  * snapshot.create and snapshot.restore send "snapshot.progress"
  * notifications to the calling connection while they run.
  *
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
