@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "fdpass.h"
+#include "fdrelease.h"
 #include "frame.h"
 #include "log.h"
 #include "rpc-dispatch.h"
@@ -166,7 +167,7 @@ void conn_close(struct conn *c, const char *why)
 	close(c->fd);
 	c->fd = -1;
 	for (size_t i = 0; i < c->n_in_fds; i++)
-		close(c->in_fds[i].fd);
+		fd_release(c->peer.uid, c->in_fds[i].fd);
 	c->n_in_fds = 0;
 	while ((o = TAILQ_FIRST(&c->out_fds)) != NULL) {
 		TAILQ_REMOVE(&c->out_fds, o, entry);
@@ -344,7 +345,7 @@ static size_t conn_take_fds(struct conn *c, uint64_t end, int *out, size_t cap)
 		if (n < cap)
 			out[n++] = c->in_fds[k].fd;
 		else
-			close(c->in_fds[k].fd); /* more than a message may carry */
+			fd_release(c->peer.uid, c->in_fds[k].fd); /* more than a message may carry */
 		k++;
 	}
 	memmove(c->in_fds, c->in_fds + k, (c->n_in_fds - k) * sizeof(c->in_fds[0]));
@@ -434,6 +435,26 @@ static void conn_process(struct conn *c)
 	conn_unref(c);
 }
 
+static void conn_drop_fd(int fd, void *arg)
+{
+	struct conn *c = arg;
+
+	fd_release(c->peer.uid, fd);
+}
+
+/* A file on a FUSE file system is refused as it arrives: its slot says so
+ * (FD_REFUSED_FUSE, for rpc_call_take_fd) and it is closed off the
+ * loop, so it stays in nonod's table (which workers inherit until exec,
+ * and close there) as briefly as possible. */
+static void conn_refuse_fuse(struct conn *c, int *fds, size_t nfds)
+{
+	for (size_t i = 0; i < nfds; i++)
+		if (fds[i] >= 0 && fd_on_fuse(fds[i])) {
+			fd_release(c->peer.uid, fds[i]);
+			fds[i] = FD_REFUSED_FUSE;
+		}
+}
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -444,23 +465,33 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		int fds[NONO_MAX_FDS_PER_MESSAGE];
 		size_t nfds = 0;
 		int trunc = 0;
-		ssize_t n = fdpass_recv(c->fd, buf, sizeof(buf), fds, &nfds,
-					NONO_MAX_FDS_PER_MESSAGE, &trunc);
+		/* A uid whose earlier fds are still being closed passes no more:
+		 * the kernel drops them unopened (fdrelease.h). */
+		bool held = fd_release_held(c->peer.uid);
+		ssize_t n = fdpass_recv_drop(c->fd, buf, sizeof(buf), held ? NULL : fds, &nfds,
+					     held ? 0 : NONO_MAX_FDS_PER_MESSAGE, &trunc,
+					     conn_drop_fd, c);
 
 		if (n == -EAGAIN || n == -EINTR)
 			break;
 		if (n < 0) {
-			fdpass_close_all(fds, nfds);
+			fd_release_all(c->peer.uid, fds, nfds);
 			conn_close(c, n == -ECONNRESET ? NULL : "read failed");
 			return;
 		}
+		if (trunc && held) {
+			conn_close(c, "file descriptors refused: earlier ones of this uid are still "
+				      "being closed (a file system that does not answer?)");
+			return;
+		}
 		if (trunc || nfds + c->n_in_fds > CONN_MAX_PENDING_FDS) {
-			fdpass_close_all(fds, nfds);
+			fd_release_all(c->peer.uid, fds, nfds);
 			conn_close(c, "too many file descriptors passed");
 			return;
 		}
+		conn_refuse_fuse(c, fds, nfds);
 		if (n == 0) {
-			fdpass_close_all(fds, nfds);
+			fd_release_all(c->peer.uid, fds, nfds);
 			c->eof = true;
 			event_del(c->ev_read);
 			/* Half-close: answer what is complete, then close. */

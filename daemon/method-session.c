@@ -11,7 +11,7 @@
 
 #include "conn.h"
 #include "daemon.h"
-#include "fdpass.h"
+#include "fdrelease.h"
 #include "log.h"
 #include "methods.h"
 #include "policy.h"
@@ -373,6 +373,7 @@ out:
 
 /* A session.create whose policy_file is being read (userfile.h). */
 struct create_reading {
+	uid_t uid;                    /* the client's: its fds are closed as its */
 	struct conn *conn;            /* referenced */
 	struct rpc_deferred *reply;
 	struct json_object *params;   /* referenced */
@@ -384,7 +385,7 @@ struct create_reading {
 /* Everything but the reply, which is answered by then. */
 static void create_reading_free(struct create_reading *cr)
 {
-	fdpass_close_all(cr->fds, cr->nfds);
+	fd_release_all(cr->uid, cr->fds, cr->nfds);
 	free(cr->fds);
 	json_object_put(cr->params);
 	conn_unref(cr->conn);
@@ -432,6 +433,7 @@ static int create_read_policy_file(struct rpc_call *call, const char *file,
 		return rpc_error_set(err, NONO_E_INTERNAL, "", "out of memory");
 	}
 	memcpy(cr->path, file, plen);
+	cr->uid = call->peer->uid;
 	for (size_t i = 0; i < call->nfds; i++) { /* the continuation's now */
 		cr->fds[i] = call->fds[i];
 		call->fds[i] = -1;

@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "fdpass.h"
+#include "fdrelease.h"
 #include "log.h"
 #include "methods.h"
 #include "rpc-dispatch.h"
@@ -77,6 +78,12 @@ int rpc_call_take_fd(struct rpc_call *call, int64_t idx, struct rpc_error *err)
 				     "(%zu received)", (long long)idx, call->nfds),
 		       -1;
 	fd = call->fds[idx];
+	if (fd == FD_REFUSED_FUSE)
+		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "fds",
+				     "file descriptor index %lld is a file on a FUSE file system: "
+				     "nonod takes none (closing one waits for its server)",
+				     (long long)idx),
+		       -1;
 	if (fd < 0)
 		return rpc_error_set(err, NONO_E_INVALID_PARAMS, "fds",
 				     "file descriptor index %lld used twice", (long long)idx),
@@ -189,7 +196,7 @@ void rpc_dispatch(struct conn *c, const char *buf, size_t len, int *fds, size_t 
 		log_debug("client %llu: bad message: %s", (unsigned long long)conn_id(c), err.detail);
 		rpc_send_error(c, err_id, &err);
 		json_object_put(err_id);
-		fdpass_close_all(fds, nfds);
+		fd_release_all(conn_peer(c)->uid, fds, nfds);
 		return;
 	}
 	if (rpc_request_is_notification(&req)) {
@@ -227,6 +234,6 @@ void rpc_dispatch(struct conn *c, const char *buf, size_t len, int *fds, size_t 
 		}
 	}
 out:
-	fdpass_close_all(fds, nfds);
+	fd_release_all(conn_peer(c)->uid, fds, nfds);
 	rpc_request_free(&req);
 }

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "conn.h"
 #include "daemon.h"
+#include "fdrelease.h"
 #include "fsid.h"
 #include "log.h"
 #include "policy.h"
@@ -56,11 +57,7 @@ void spawn_request_release(struct spawn_request *r)
 	r->cwd = r->workspace = NULL;
 	session_snap_free(r->snap);
 	r->snap = NULL;
-	for (int i = 0; i < 3; i++)
-		if (r->fds[i] >= 0) {
-			close(r->fds[i]);
-			r->fds[i] = -1;
-		}
+	fd_release_all(r->uid, r->fds, 3); /* the client's: closed off the loop */
 }
 
 /* ---- the daemon side ------------------------------------------------------ */
@@ -643,8 +640,10 @@ static void spawn_report(struct session *s, const struct sandbox_compiled *sc)
 /* What the child had: closed once it has exec'd (or never will). */
 static void spawn_job_close_child_side(struct spawn_job *job)
 {
-	for (int i = 0; i < 3; i++)
-		if (job->child_stdio[i] >= 0)
+	for (int i = 0; i < 3; i++) /* in mode fds the client's: off the loop */
+		if (job->child_stdio[i] >= 0 && job->s->stdio == SESSION_STDIO_FDS)
+			fd_release(job->s->uid, job->child_stdio[i]);
+		else if (job->child_stdio[i] >= 0)
 			close(job->child_stdio[i]);
 	if (job->errp[1] >= 0)
 		close(job->errp[1]);

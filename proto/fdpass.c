@@ -49,15 +49,18 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, size_
 	return n < 0 ? -errno : n;
 }
 
-/* Hand the fds of one SCM_RIGHTS message to the caller, or close them. */
+/* Hand the fds of one SCM_RIGHTS message to the caller, or drop them. */
 static void fdpass_take(const int *in, size_t n, int *fds, size_t *nfds, size_t cap,
-			int keep, int *truncated)
+			int keep, int *truncated, void (*drop)(int fd, void *arg), void *arg)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (keep && fds != NULL && nfds != NULL && *nfds < cap) {
 			fds[(*nfds)++] = in[i];
 		} else {
-			close(in[i]);
+			if (drop != NULL)
+				drop(in[i], arg);
+			else
+				close(in[i]);
 			*truncated = 1;
 		}
 	}
@@ -65,6 +68,12 @@ static void fdpass_take(const int *in, size_t n, int *fds, size_t *nfds, size_t 
 
 ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fds, size_t *nfds,
 		    size_t cap, int *truncated)
+{
+	return fdpass_recv_drop(sock, buf, len, fds, nfds, cap, truncated, NULL, NULL);
+}
+
+ssize_t fdpass_recv_drop(int sock, void *buf, size_t len, int *fds, size_t *nfds,
+			 size_t cap, int *truncated, void (*drop)(int fd, void *arg), void *arg)
 {
 	union {
 		char buf[FDPASS_CMSG_SPACE];
@@ -80,6 +89,10 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fds, size_t *nfds,
 	int keep;
 	ssize_t n;
 
+	if (fds == NULL && cap == 0) { /* take none: the kernel drops them unopened */
+		msg.msg_control = NULL;
+		msg.msg_controllen = 0;
+	}
 	do {
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
@@ -101,7 +114,7 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fds, size_t *nfds,
 		if (bytes > sizeof(in))
 			bytes = sizeof(in); /* cannot happen: bounded by our buffer */
 		memcpy(in, CMSG_DATA(c), bytes);
-		fdpass_take(in, bytes / sizeof(int), fds, nfds, cap, keep, trunc);
+		fdpass_take(in, bytes / sizeof(int), fds, nfds, cap, keep, trunc, drop, arg);
 	}
 	return n;
 }

@@ -30,6 +30,12 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, size_
  */
 ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fds, size_t *nfds,
 		    size_t cap, int *truncated);
+/* fdpass_recv, but the fds it does not hand over go to drop (instead of
+ * close()), with arg: a daemon closes clients' fds off its loop. cap 0
+ * with fds NULL takes no fds: the kernel drops them unopened (MSG_CTRUNC),
+ * *truncated says so. */
+ssize_t fdpass_recv_drop(int sock, void *buf, size_t len, int *fds, size_t *nfds,
+			 size_t cap, int *truncated, void (*drop)(int fd, void *arg), void *arg);
 
 /* Close every fd in fds[0..n) that is >= 0, and set them to -1. */
 void fdpass_close_all(int *fds, size_t n);

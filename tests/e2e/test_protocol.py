@@ -5,7 +5,10 @@ import array
 import json
 import os
 import resource
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -321,6 +324,101 @@ class ProtocolTest(unittest.TestCase):
             for fd in fds:
                 os.close(fd)
         self.assertIn("too many file descriptors", self.d.logtext())
+
+
+class FuseFdTest(unittest.TestCase):
+    """A client passes nonod a descriptor of a file on its own FUSE file
+    system whose server never answers FLUSH: every close() of it waits for
+    that server. nonod closed passed descriptors on its event loop, so one
+    request carrying one such fd froze nonod for everyone. Now clients'
+    descriptors are closed on a thread per uid, a FUSE file is refused as
+    it arrives (naming why), and a uid whose closes are held passes no
+    more. (The server is made by root here; fusermount gives users the
+    same.)"""
+
+    def setUp(self):
+        if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+            self.skipTest("mounting a FUSE file system needs root and /dev/fuse")
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+        self.d = Daemon(env={"ASAN_OPTIONS": asan})
+        self.addCleanup(self.d.close)  # last: after the server is gone
+        self.mnt = os.path.join(self.d.dir, "fuse")
+        os.mkdir(self.mnt)
+        self.fds = []
+        self.addCleanup(self.close_fds)
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.srv = subprocess.Popen([sys.executable, os.path.join(here, "fuse_noflush.py"),
+                                     self.mnt], stdout=subprocess.PIPE)
+        self.addCleanup(lambda: subprocess.run(["umount", "-l", self.mnt], check=False))
+        self.addCleanup(lambda: (self.srv.kill(), self.srv.wait()))  # first: aborts the flushes
+        if self.srv.stdout.readline() != b"mounted\n":
+            self.skipTest("cannot mount a FUSE file system here")
+
+    def close_fds(self):
+        for f in self.fds:
+            try:
+                os.close(f)
+            except OSError:  # ENOTCONN: the flush of an aborted connection
+                pass
+
+    def fuse_fd(self):
+        f = os.open(os.path.join(self.mnt, "f"), os.O_WRONLY | os.O_CLOEXEC)
+        self.fds.append(f)  # our own close waits too, until the server is gone
+        return f
+
+    def send_with_fd(self, c, req, fd):
+        socket.send_fds(c.sock, [json.dumps(req).encode() + b"\n"], [fd])
+        return c.recv()
+
+    def assert_answering(self):
+        c = self.d.client(timeout=10)
+        self.assertIn("version", c.call("daemon.status"))
+        c.close()
+
+    def test_fuse_fd_with_any_request(self):
+        c = self.d.client()
+        m = self.send_with_fd(c, {"jsonrpc": "2.0", "id": 1, "method": "daemon.status"},
+                              self.fuse_fd())
+        self.assertIn("result", m)
+        self.assert_answering()  # the previous code: no answer at all
+
+    def test_fuse_fd_as_session_stdio(self):
+        c = self.d.client()
+        f = self.fuse_fd()
+        m = self.send_with_fd(c, {"jsonrpc": "2.0", "id": 2, "method": "session.create",
+                                  "params": {"argv": ["true"], "cwd": "/",
+                                             "stdio": {"mode": "fds", "fds": [0, 0, 0]}}}, f)
+        self.assertEqual(m["error"]["data"]["kind"], "invalid_params", m)
+        self.assertEqual(m["error"]["data"]["field"], "fds", m)
+        self.assertIn("FUSE", m["error"]["data"]["detail"])
+        self.assert_answering()
+        # Control: an ordinary file as stdio is taken.
+        with open(os.path.join(self.d.dir, "out"), "w") as out:
+            m = self.send_with_fd(c, {"jsonrpc": "2.0", "id": 3, "method": "session.create",
+                                      "params": {"argv": ["true"], "cwd": "/",
+                                                 "stdio": {"mode": "fds", "fds": [0, 0, 0]}}},
+                                  out.fileno())
+        self.assertIn("result", m, m)
+
+    def test_held_closes_stop_that_uid_passing_fds(self):
+        """Every close of these waits: after 64 of them this uid's
+        descriptors are dropped by the kernel unopened (its connection is
+        closed, saying why), while nonod keeps answering."""
+        f = self.fuse_fd()
+        c = self.d.client()
+        for i in range(70):
+            m = self.send_with_fd(c, {"jsonrpc": "2.0", "id": 10 + i, "method": "daemon.status"},
+                                  f)
+            if m is None:
+                break
+        self.assertIsNone(m, "the connection was never closed")
+        self.assertIn("earlier ones of this uid are still being closed", self.d.logtext())
+        self.assert_answering()
+        r, w = os.pipe()
+        self.fds += [r, w]
+        c2 = self.d.client()
+        self.assertIsNone(self.send_with_fd(c2, {"jsonrpc": "2.0", "id": 1,
+                                                 "method": "daemon.status"}, r))
 
 
 if __name__ == "__main__":
