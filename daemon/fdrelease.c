@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 
 #include "fdrelease.h"
 #include "log.h"
+#include "thread.h"
 
 /* One uid's closes, in order; freed by its thread when empty. */
 struct fdq {
@@ -65,9 +65,6 @@ static void *closer(void *arg)
 static bool fdq_push(uid_t uid, int fd)
 {
 	struct fdq *q = fdq_find(uid);
-	sigset_t all, old;
-	pthread_attr_t at;
-	pthread_t th;
 	int e;
 
 	if (q == NULL) {
@@ -96,18 +93,11 @@ static bool fdq_push(uid_t uid, int fd)
 	q->fds[q->head + q->n++] = fd;
 	if (q->running)
 		return true;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(&th, &at, closer, q);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&at);
-	if (e == 0)
+	if ((e = thread_start(NULL, true, closer, q)) == 0)
 		q->running = true;
 	else /* stays queued: the next push tries again */
 		log_warnx("cannot start a thread to close uid %u's descriptors: %s", (unsigned)uid,
-			  strerror(e));
+			  strerror(-e));
 	return true;
 }
 

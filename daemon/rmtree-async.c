@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "deadline.h"
 #include "log.h"
 #include "rmtree.h"
+#include "thread.h"
 
 struct rm_job {
 	struct rm_job *next;
@@ -63,19 +63,14 @@ static void *remover(void *arg)
 	return NULL;
 }
 
-/* Under mu. Signals are the loop's: the thread is made with all blocked. */
+/* Under mu. */
 static int start(void)
 {
-	sigset_t all, old;
-	int e;
+	int e = thread_start(&th, false, remover, NULL);
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(&th, NULL, remover, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e == 0)
 		started = true;
-	return -e;
+	return e;
 }
 
 int rmtree_async(const char *path, uid_t uid, gid_t gid)

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include "log.h"
 #include "netns.h"
 #include "session-netns.h"
+#include "thread.h"
 
 #define NETNS_POOL 4
 
@@ -98,13 +98,7 @@ int session_netns_take(int *netns_fd, int *listen_fd, uint16_t *port, char *err,
 		have = true;
 	}
 	if (!maker_running && !maker_failed) {
-		/* Signals stay with the loop thread. */
-		sigset_t all, old;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		maker_running = pthread_create(&maker, NULL, netns_maker, NULL) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		maker_running = thread_start(&maker, false, netns_maker, NULL) == 0;
 		if (!maker_running) {
 			maker_failed = true;
 			log_warnx("network namespace pool: no maker thread; made on demand");

@@ -1,8 +1,6 @@
 /* A client's small file, read with its rights on a thread (see userfile.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 #include "daemon.h"
 #include "fsid.h"
 #include "log.h"
+#include "thread.h"
 #include "userfile.h"
 
 struct userfile {
@@ -125,9 +124,6 @@ int userfile_read_async(uid_t uid, gid_t gid, const char *path, size_t max,
 	size_t plen = strlen(path) + 1;
 	unsigned mine = 0, all = 0;
 	struct userfile *u;
-	sigset_t block, old;
-	pthread_attr_t at;
-	pthread_t th;
 	int e;
 
 	for (struct userfile *x = inflight; x != NULL; x = x->next) {
@@ -156,19 +152,12 @@ int userfile_read_async(uid_t uid, gid_t gid, const char *path, size_t max,
 		return -ENOMEM;
 	}
 	/* Detached: a read held by a file system that never answers is left
-	 * to the process exit. Signals stay the loop's. */
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	sigfillset(&block);
-	pthread_sigmask(SIG_SETMASK, &block, &old);
-	e = pthread_create(&th, &at, reader, u);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&at);
-	if (e != 0) {
+	 * to the process exit. */
+	if ((e = thread_start(NULL, true, reader, u)) < 0) {
 		event_free(u->ev);
 		close(u->efd);
 		free(u);
-		return -e;
+		return e;
 	}
 	u->next = inflight;
 	inflight = u;

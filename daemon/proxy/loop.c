@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "deadline.h"
 #include "log.h"
 #include "proxy-int.h"
+#include "thread.h"
 
 #define AUDIT_BATCH_MS 10 /* a loop hands its audit records over this often */
 #define AUDIT_SYNC_MS 200 /* proxy_audit_sync waits at most this long */
@@ -429,17 +429,11 @@ loop_main(void *arg)
 int
 ploop_start(struct ploop *loop)
 {
-	sigset_t all, old;
-	int e;
+	int e = thread_start(&loop->th, false, loop_main, loop);
 
-	/* signals are the daemon loop's business: the thread inherits this mask */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(&loop->th, NULL, loop_main, loop);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0) {
-		log_warnx("%s: pthread_create: %s", __func__, strerror(e));
-		return -e;
+	if (e < 0) {
+		log_warnx("%s: pthread_create: %s", __func__, strerror(-e));
+		return e;
 	}
 	loop->running = true;
 	return 0;
