@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fdrelease.h"
@@ -156,12 +157,19 @@ static long fd_mnt_id(int fd)
 
 bool fd_on_fuse(int fd)
 {
-	long id = fd_mnt_id(fd);
+	int type;
+	socklen_t tlen = sizeof(type);
 	char line[4096];
 	bool fuse = false;
+	long id;
 	FILE *f;
 
-	if (id < 0 || (f = fopen("/proc/self/mountinfo", "re")) == NULL)
+	/* Pipes and sockets (most passed fds) are no file system's: skip the
+	 * mountinfo scan, which costs O(mounts). */
+	if (fcntl(fd, F_GETPIPE_SZ) >= 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0)
+		return false;
+	if ((id = fd_mnt_id(fd)) < 0 || (f = fopen("/proc/self/mountinfo", "re")) == NULL)
 		return false;
 	/* "ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER" */
 	while (fgets(line, sizeof(line), f) != NULL) {

@@ -278,7 +278,7 @@ static int rt_entry(struct rt *t, int fd, const struct rt_frame *f, const char *
 	*child = rt_open_dir(fd, n, o->xdev);
 	if (*child < 0 && errno == EACCES && o->unlock) {
 		/* fd may lack search permission, n read permission: once */
-		(void)!fchmod(fd, S_IRWXU);
+		(void)rt_unlock_fd(t, fd);
 		(void)rt_unlock(fd, n, o->xdev);
 		*child = rt_open_dir(fd, n, o->xdev);
 	}
